@@ -1,0 +1,85 @@
+//! The HTTP API (axum): thin handlers over the registry, the job store, the queue and storage.
+
+mod jobs;
+mod objects;
+mod presets;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::job::JobStore;
+use crate::preset::registry::Registry;
+use crate::queue::Queue;
+use crate::storage::Storage;
+
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub storage: Arc<Storage>,
+    pub jobs: JobStore,
+    pub queue: Queue,
+    /// What the host found missing at start (e.g. a containment mechanism), shown in /healthz.
+    pub warnings: Vec<String>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/uploads", post(uploads::create))
+        .route(
+            "/v1/objects/{*key}",
+            put(objects::put_object)
+                .get(objects::get_object)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/jobs", post(jobs::submit))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/logs", get(jobs::logs))
+        .route("/v1/presets", get(presets::list))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(1 << 20))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "storage": state.storage.kind(),
+        "presets": state.registry.all().iter().map(|(_, v)| v.len()).sum::<usize>(),
+        "warnings": state.warnings,
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "no such endpoint; see the README for the API",
+    )
+}
+
+/// Parses a JSON body, answering `400 REQUEST_MALFORMED` with serde's reason when it does not fit.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return serde_json::from_slice(b"{}").map_err(|e| {
+            ApiError::new(
+                ErrorCode::RequestMalformed,
+                format!("the request needs a JSON body: {e}"),
+            )
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::RequestMalformed,
+            format!("the body is not valid JSON for this endpoint: {e}"),
+        )
+    })
+}

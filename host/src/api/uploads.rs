@@ -1,0 +1,83 @@
+//! `POST /v1/uploads`: a fresh object key and a signed URL to PUT the bytes to.
+
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{SharedState, parse_body};
+use crate::error::{ApiError, ErrorCode};
+use crate::storage::ObjectKey;
+
+/// How long an upload URL stays valid.
+const UPLOAD_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUpload {
+    filename: Option<String>,
+}
+
+/// Keeps the safe characters of a client's file name, so it can be part of a key.
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_owned();
+    if cleaned.is_empty() {
+        "upload".into()
+    } else {
+        cleaned
+    }
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: NewUpload = parse_body(&body)?;
+    let filename = clean_filename(req.filename.as_deref().unwrap_or("upload"));
+    let key = ObjectKey::parse(&format!("uploads/{}/{filename}", uuid::Uuid::new_v4()))
+        .ok_or_else(|| ApiError::new(ErrorCode::UploadInvalid, "the file name is not usable"))?;
+    let url = state
+        .storage
+        .presign_put(&key, UPLOAD_TTL)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))?;
+    let expires = humantime::format_rfc3339_seconds(SystemTime::now() + UPLOAD_TTL).to_string();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "uri": state.storage.uri(&key),
+            "upload_url": url,
+            "method": "PUT",
+            "expires_at": expires,
+        })),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_filename;
+
+    #[test]
+    fn file_names_lose_paths_and_odd_characters() {
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("my talk (final).wav"), "my_talk__final_.wav");
+        assert_eq!(clean_filename("..."), "upload");
+        assert_eq!(clean_filename(""), "upload");
+    }
+}

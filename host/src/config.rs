@@ -1,0 +1,115 @@
+//! Command line and environment: every flag has a `MEDIAHOST_*` variable and an embedded
+//! default, so `mediahost serve` with nothing else runs a working service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "mediahost", version, about = "FFmpeg media jobs from sandboxed WebAssembly presets")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// The HTTP API and workers in one process (the default set-up).
+    Serve,
+    /// Only the HTTP API.
+    Api,
+    /// Only workers.
+    Worker,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Options {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "MEDIAHOST_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Redis URL. When not given and nothing answers on 127.0.0.1:6379, a private redis-server
+    /// is started under the data directory (if one is installed).
+    #[arg(long, env = "MEDIAHOST_REDIS_URL", global = true)]
+    pub redis: Option<String>,
+
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    #[arg(long, env = "MEDIAHOST_REDIS_PREFIX", default_value = "mediahost", global = true)]
+    pub redis_prefix: String,
+
+    /// Directory for local objects, scratch space and the private Redis.
+    #[arg(long, env = "MEDIAHOST_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Directory of built preset components (`*.wasm`).
+    #[arg(long, env = "MEDIAHOST_PRESETS_DIR", global = true)]
+    pub presets_dir: Option<PathBuf>,
+
+    /// Where inputs and outputs live.
+    #[arg(long, env = "MEDIAHOST_STORAGE", value_enum, default_value = "local", global = true)]
+    pub storage: StorageKind,
+
+    /// S3 bucket (with --storage s3).
+    #[arg(long, env = "MEDIAHOST_S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint URL, for S3-compatible stores.
+    #[arg(long, env = "MEDIAHOST_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "MEDIAHOST_S3_REGION", default_value = "us-east-1", global = true)]
+    pub s3_region: String,
+
+    /// Path-style S3 addressing (most S3-compatible stores want it).
+    #[arg(long, env = "MEDIAHOST_S3_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub s3_path_style: bool,
+
+    /// Base URL clients reach this host at, for signed local-storage URLs.
+    #[arg(long, env = "MEDIAHOST_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Jobs one worker process runs at once.
+    #[arg(long, env = "MEDIAHOST_CONCURRENCY", default_value_t = 2, global = true)]
+    pub concurrency: usize,
+
+    /// Seconds after which a job whose worker stopped renewing its claim is taken over.
+    #[arg(long, env = "MEDIAHOST_RECLAIM_AFTER_S", default_value_t = 30, global = true)]
+    pub reclaim_after_s: u64,
+
+    /// Milliseconds a preset call may run.
+    #[arg(long, env = "MEDIAHOST_PRESET_DEADLINE_MS", default_value_t = 100, global = true)]
+    pub preset_deadline_ms: u64,
+
+    /// MiB of memory a preset instance may use.
+    #[arg(long, env = "MEDIAHOST_PRESET_MEMORY_MIB", default_value_t = 64, global = true)]
+    pub preset_memory_mib: usize,
+}
+
+impl Options {
+    pub fn presets_dir(&self) -> PathBuf {
+        self.presets_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../presets-wasm/dist"))
+        })
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    pub fn reclaim_after(&self) -> Duration {
+        Duration::from_secs(self.reclaim_after_s.max(3))
+    }
+}

@@ -1,0 +1,207 @@
+//! The one taxonomy of failures, shared by the HTTP API, job records and (later) webhooks.
+//!
+//! Every rejection a user can see carries a stable [`ErrorCode`], the step that failed and a
+//! message that says what to do next. HTTP errors are rendered as RFC 9457 problem documents;
+//! job failures are stored in the job record with the same codes.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// Stable error codes. The wire form is the SCREAMING_SNAKE_CASE name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    RequestMalformed,
+    NotFound,
+    PresetNotFound,
+    PresetVersionNotFound,
+    VersionRequirementInvalid,
+    ParamsInvalid,
+    InputsInvalid,
+    InputUriInvalid,
+    InputNotFound,
+    InputUnreadable,
+    JobNotFound,
+    UploadInvalid,
+    SignatureInvalid,
+    PresetRefused,
+    PresetFailed,
+    PlanRejected,
+    FfmpegFailed,
+    AnalysisFailed,
+    StorageFailed,
+    QueueUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestMalformed => "REQUEST_MALFORMED",
+            Self::NotFound => "NOT_FOUND",
+            Self::PresetNotFound => "PRESET_NOT_FOUND",
+            Self::PresetVersionNotFound => "PRESET_VERSION_NOT_FOUND",
+            Self::VersionRequirementInvalid => "VERSION_REQUIREMENT_INVALID",
+            Self::ParamsInvalid => "PARAMS_INVALID",
+            Self::InputsInvalid => "INPUTS_INVALID",
+            Self::InputUriInvalid => "INPUT_URI_INVALID",
+            Self::InputNotFound => "INPUT_NOT_FOUND",
+            Self::InputUnreadable => "INPUT_UNREADABLE",
+            Self::JobNotFound => "JOB_NOT_FOUND",
+            Self::UploadInvalid => "UPLOAD_INVALID",
+            Self::SignatureInvalid => "SIGNATURE_INVALID",
+            Self::PresetRefused => "PRESET_REFUSED",
+            Self::PresetFailed => "PRESET_FAILED",
+            Self::PlanRejected => "PLAN_REJECTED",
+            Self::FfmpegFailed => "FFMPEG_FAILED",
+            Self::AnalysisFailed => "ANALYSIS_FAILED",
+            Self::StorageFailed => "STORAGE_FAILED",
+            Self::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The HTTP status this code maps to when it is the answer to a request.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::RequestMalformed => StatusCode::BAD_REQUEST,
+            Self::NotFound | Self::PresetNotFound | Self::JobNotFound => StatusCode::NOT_FOUND,
+            Self::SignatureInvalid => StatusCode::FORBIDDEN,
+            Self::PresetVersionNotFound
+            | Self::VersionRequirementInvalid
+            | Self::ParamsInvalid
+            | Self::InputsInvalid
+            | Self::InputUriInvalid
+            | Self::InputNotFound
+            | Self::InputUnreadable
+            | Self::UploadInvalid
+            | Self::PresetRefused
+            | Self::PlanRejected => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::StorageFailed | Self::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PresetFailed | Self::FfmpegFailed | Self::AnalysisFailed | Self::Internal => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::RequestMalformed => "The request body is not what this endpoint accepts",
+            Self::NotFound => "No such resource",
+            Self::PresetNotFound => "No preset by that name",
+            Self::PresetVersionNotFound => "No version of the preset matches the requirement",
+            Self::VersionRequirementInvalid => "The version requirement is not valid semver",
+            Self::ParamsInvalid => "A param is invalid",
+            Self::InputsInvalid => "The job's inputs do not match what the preset needs",
+            Self::InputUriInvalid => "An input URI does not name an object of this host's storage",
+            Self::InputNotFound => "An input object does not exist",
+            Self::InputUnreadable => "An input is not readable media",
+            Self::JobNotFound => "No job with that id",
+            Self::UploadInvalid => "The upload request is invalid",
+            Self::SignatureInvalid => "The signed URL is invalid or expired",
+            Self::PresetRefused => "The preset refused to plan this job",
+            Self::PresetFailed => "The preset failed while planning",
+            Self::PlanRejected => "The preset's plan was rejected by the host",
+            Self::FfmpegFailed => "ffmpeg failed",
+            Self::AnalysisFailed => "A measurement of the media failed",
+            Self::StorageFailed => "Object storage failed",
+            Self::QueueUnavailable => "The job queue is unavailable",
+            Self::Internal => "Internal error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error answered to an HTTP request as an RFC 9457 problem document.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    /// Extra members of the problem document, such as `param` or `input`.
+    pub extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error while answering a request");
+        Self::new(ErrorCode::Internal, format!("internal error: {err}"))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let slug = self.code.as_str().to_ascii_lowercase().replace('_', "-");
+        let mut body = json!({
+            "type": format!("https://mediahost.dev/problems/{slug}"),
+            "title": self.code.title(),
+            "status": status.as_u16(),
+            "detail": self.detail,
+            "code": self.code,
+        });
+        if let Value::Object(map) = &mut body {
+            map.extend(self.extra);
+        }
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// Why a job failed: stored in the job record and shown by `GET /v1/jobs/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: ErrorCode,
+    /// The pipeline step that failed: download, probe, analyze, plan, validate, ffmpeg, upload.
+    pub step: String,
+    pub message: String,
+}
+
+impl JobError {
+    pub fn new(code: ErrorCode, step: &str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            step: step.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}: {}", self.code, self.step, self.message)
+    }
+}
+
+impl std::error::Error for JobError {}

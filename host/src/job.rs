@@ -1,0 +1,226 @@
+//! The job record: what was asked, what happened, and where the results are.
+//!
+//! Records live in Redis as JSON under `<prefix>:job:<id>`; the job's log is a Redis list beside
+//! it. The record is written whole on every transition, so readers never see half of one.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use redis::AsyncCommands;
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::JobError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// The exact preset version a job is pinned to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresetPin {
+    pub name: String,
+    pub version: Version,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamSummary {
+    pub index: u32,
+    pub kind: String,
+    pub codec: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_layout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub name: String,
+    pub uri: String,
+    pub key: String,
+    pub container: String,
+    pub size_bytes: u64,
+    pub duration_s: Option<f64>,
+    pub codecs: Vec<String>,
+    pub streams: Vec<StreamSummary>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Seconds from submission to the start of the last attempt.
+    pub queue_s: Option<f64>,
+    /// Seconds the last attempt ran.
+    pub run_s: Option<f64>,
+    /// Seconds spent in ffprobe and ffmpeg child processes during the last attempt.
+    pub ffmpeg_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub id: Uuid,
+    pub state: JobState,
+    pub progress: f64,
+    pub preset: PresetPin,
+    pub inputs: BTreeMap<String, String>,
+    /// Params as validated at submit time, defaults filled in.
+    pub params: Map<String, Value>,
+    pub outputs: Vec<OutputRecord>,
+    pub report: Option<Map<String, Value>>,
+    pub error: Option<JobError>,
+    pub attempts: u32,
+    pub created_unix_ms: u64,
+    pub timings: Timings,
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Job {
+    pub fn new(
+        preset: PresetPin,
+        inputs: BTreeMap<String, String>,
+        params: Map<String, Value>,
+    ) -> Self {
+        let now = SystemTime::now();
+        Self {
+            id: Uuid::new_v4(),
+            state: JobState::Pending,
+            progress: 0.0,
+            preset,
+            inputs,
+            params,
+            outputs: Vec::new(),
+            report: None,
+            error: None,
+            attempts: 0,
+            created_unix_ms: unix_ms(now),
+            timings: Timings {
+                created_at: now_rfc3339(),
+                ..Timings::default()
+            },
+        }
+    }
+
+    /// Seconds since the job was submitted.
+    pub fn age(&self) -> Duration {
+        let now = unix_ms(SystemTime::now());
+        Duration::from_millis(now.saturating_sub(self.created_unix_ms))
+    }
+}
+
+/// One line of a job's log: host events, the preset's own log, ffmpeg command lines and stderr.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub at: String,
+    pub source: String,
+    pub message: String,
+}
+
+/// Reads and writes job records.
+#[derive(Clone)]
+pub struct JobStore {
+    redis: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+/// How long finished job records and logs are kept.
+const RECORD_TTL_S: i64 = 30 * 24 * 3600;
+/// The most log lines kept per job.
+const LOG_LINES: isize = 2000;
+
+impl JobStore {
+    pub fn new(redis: redis::aio::ConnectionManager, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn key(&self, id: &Uuid) -> String {
+        format!("{}:job:{id}", self.prefix)
+    }
+
+    fn log_key(&self, id: &Uuid) -> String {
+        format!("{}:job:{id}:log", self.prefix)
+    }
+
+    pub fn connection(&self) -> redis::aio::ConnectionManager {
+        self.redis.clone()
+    }
+
+    pub async fn get(&self, id: &Uuid) -> redis::RedisResult<Option<Job>> {
+        let raw: Option<String> = self.redis.clone().get(self.key(id)).await?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    pub async fn put(&self, job: &Job) -> redis::RedisResult<()> {
+        let body = serde_json::to_string(job).expect("job records serialize");
+        let mut conn = self.redis.clone();
+        if job.state.is_terminal() {
+            let _: () = conn.set_ex(self.key(&job.id), body, RECORD_TTL_S as u64).await?;
+            let _: () = conn.expire(self.log_key(&job.id), RECORD_TTL_S).await?;
+        } else {
+            let _: () = conn.set(self.key(&job.id), body).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn log(&self, id: &Uuid, source: &str, message: impl Into<String>) {
+        let entry = LogEntry {
+            at: now_rfc3339(),
+            source: source.to_owned(),
+            message: message.into(),
+        };
+        let line = serde_json::to_string(&entry).expect("log entries serialize");
+        let key = self.log_key(id);
+        let result: redis::RedisResult<()> = redis::pipe()
+            .rpush(&key, line)
+            .ignore()
+            .ltrim(&key, -LOG_LINES, -1)
+            .ignore()
+            .query_async(&mut self.redis.clone())
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(job = %id, error = %e, "could not append to the job log");
+        }
+    }
+
+    pub async fn logs(&self, id: &Uuid) -> redis::RedisResult<Vec<LogEntry>> {
+        let raw: Vec<String> = self.redis.clone().lrange(self.log_key(id), 0, -1).await?;
+        Ok(raw
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,19 @@
+//! mediahost: FFmpeg media jobs from versioned presets that are sandboxed WebAssembly components.
+//!
+//! Follow one job: [`api`] accepts it, [`queue`] holds it, [`worker`] runs it through
+//! [`media::probe`], the [`preset`] sandbox, [`plan::validate`] and [`ffmpeg::render`], and
+//! [`storage`] keeps its inputs and outputs. [`error`] is the one taxonomy of failures.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod ffmpeg;
+pub mod job;
+pub mod media;
+pub mod plan;
+pub mod preset;
+pub mod queue;
+pub mod redis_server;
+pub mod server;
+pub mod storage;
+pub mod worker;

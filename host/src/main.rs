@@ -1,0 +1,22 @@
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use mediahost::config::Cli;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match mediahost::server::run(cli.command, cli.options).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mediahost: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

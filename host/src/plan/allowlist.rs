@@ -1,0 +1,303 @@
+//! What a plan may name: filters with their typed arguments, encoders with their options,
+//! containers with their muxer options, and numeric bounds.
+//!
+//! This is an allowlist, not a blocklist: anything not written here is rejected. Nothing listed
+//! opens a file, a URL or a device (no `movie`, `amovie`, `sendcmd`, `zmq`, `lv2`, `ladspa`,
+//! `frei0r`, `subtitles`, `drawtext` with files, ...).
+
+/// The type of one named argument.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg {
+    Int(i64, i64),
+    Num(f64, f64),
+    Bool,
+    Choice(&'static [&'static str]),
+    /// A gain: a number, or text like "-3.5dB".
+    Gain,
+    /// A `|`-separated list of sample formats, sample rates or channel layouts.
+    List(ListOf),
+    /// `pan`'s channel mapping: "stereo|c0=0.5*c0+0.5*c1|c1=c0".
+    PanSpec,
+    /// Space-separated numbers (amix weights).
+    Weights,
+    /// `|`-separated delays in ms (adelay).
+    Delays,
+    /// A frame rate: a number or "num/den".
+    Rate,
+    /// "WxH" (tile layout).
+    Size,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ListOf {
+    SampleFormats,
+    SampleRates,
+    Layouts,
+    PixelFormats,
+}
+
+pub const SAMPLE_FORMATS: &[&str] = &[
+    "u8", "s16", "s32", "s64", "flt", "dbl", "u8p", "s16p", "s32p", "s64p", "fltp", "dblp",
+];
+
+pub const PIXEL_FORMATS: &[&str] = &[
+    "yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p", "yuv420p10le",
+    "yuv422p10le", "yuv444p10le", "nv12", "rgb24", "rgba", "gray", "bgr24",
+];
+
+pub const LAYOUTS: &[&str] = &[
+    "mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "quad(side)", "3.1", "5.0",
+    "5.0(side)", "4.1", "5.1", "5.1(side)", "6.0", "6.1", "7.0", "7.1", "7.1(wide)",
+];
+
+const CHANNEL_NAMES: &[&str] = &[
+    "FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC", "BC", "SL", "SR", "TC", "DL", "DR",
+];
+
+/// Arguments of an allowed filter; `None` when the filter is not allowed at all.
+pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
+    use Arg::*;
+    const FADE_CURVES: &[&str] = &[
+        "tri", "qsin", "hsin", "esin", "log", "ipar", "qua", "cub", "squ", "cbr", "par", "exp",
+        "iqsin", "ihsin", "dese", "desi", "losi", "sinc", "isinc", "nofade",
+    ];
+    const PTS: &[&str] = &["PTS-STARTPTS", "N/SR/TB", "N/FRAME_RATE/TB"];
+    const COMPRESSOR: &[(&str, Arg)] = &[
+        ("level_in", Num(0.015625, 64.0)),
+        ("mode", Choice(&["downward", "upward"])),
+        ("threshold", Num(0.000976563, 1.0)),
+        ("ratio", Num(1.0, 20.0)),
+        ("attack", Num(0.01, 2000.0)),
+        ("release", Num(0.01, 9000.0)),
+        ("makeup", Num(1.0, 64.0)),
+        ("knee", Num(1.0, 8.0)),
+        ("link", Choice(&["average", "maximum"])),
+        ("detection", Choice(&["peak", "rms"])),
+        ("level_sc", Num(0.015625, 64.0)),
+        ("mix", Num(0.0, 1.0)),
+    ];
+    const PASS: &[(&str, Arg)] = &[
+        ("frequency", Num(1.0, 192000.0)),
+        ("poles", Int(1, 2)),
+        ("width_type", Choice(&["h", "q", "o", "s", "k"])),
+        ("width", Num(0.0, 99999.0)),
+        ("mix", Num(0.0, 1.0)),
+    ];
+    const TRIM: &[(&str, Arg)] = &[
+        ("start", Num(0.0, 86400.0)),
+        ("end", Num(0.0, 86400.0)),
+        ("duration", Num(0.0, 86400.0)),
+    ];
+    Some(match filter {
+        "anull" | "null" | "hflip" | "vflip" => &[],
+        "volume" => &[
+            ("volume", Gain),
+            ("precision", Choice(&["fixed", "float", "double"])),
+        ],
+        "aresample" => &[
+            ("osr", Int(8000, 768000)),
+            ("osf", Choice(SAMPLE_FORMATS)),
+            ("resampler", Choice(&["swr", "soxr"])),
+            ("precision", Int(15, 33)),
+            ("filter_size", Int(0, 128)),
+            ("cutoff", Num(0.0, 1.0)),
+            ("dither_method", Choice(&["none", "rectangular", "triangular", "triangular_hp", "shibata"])),
+        ],
+        "alimiter" => &[
+            ("level_in", Num(0.015625, 64.0)),
+            ("level_out", Num(0.015625, 64.0)),
+            ("limit", Num(0.0625, 1.0)),
+            ("attack", Num(0.1, 80.0)),
+            ("release", Num(1.0, 8000.0)),
+            ("asc", Bool),
+            ("asc_level", Num(0.0, 1.0)),
+            ("level", Bool),
+        ],
+        "aformat" => &[
+            ("sample_fmts", List(ListOf::SampleFormats)),
+            ("sample_rates", List(ListOf::SampleRates)),
+            ("channel_layouts", List(ListOf::Layouts)),
+        ],
+        "acompressor" | "sidechaincompress" => COMPRESSOR,
+        "highpass" | "lowpass" => PASS,
+        "afftdn" => &[
+            ("nr", Num(0.01, 97.0)),
+            ("nf", Num(-80.0, -20.0)),
+            ("nt", Choice(&["w", "v", "s", "c"])),
+        ],
+        "pan" => &[("args", PanSpec)],
+        "amix" => &[
+            ("inputs", Int(1, 32)),
+            ("duration", Choice(&["longest", "shortest", "first"])),
+            ("dropout_transition", Num(0.0, 3600.0)),
+            ("weights", Weights),
+            ("normalize", Bool),
+        ],
+        "amerge" => &[("inputs", Int(1, 64))],
+        "asplit" | "split" => &[("outputs", Int(1, 16))],
+        "afade" => &[
+            ("type", Choice(&["in", "out"])),
+            ("start_time", Num(0.0, 86400.0)),
+            ("duration", Num(0.0, 86400.0)),
+            ("curve", Choice(FADE_CURVES)),
+        ],
+        "atrim" | "trim" => TRIM,
+        "asetpts" | "setpts" => &[("expr", Choice(PTS))],
+        "apad" => &[
+            ("pad_dur", Num(0.0, 86400.0)),
+            ("whole_dur", Num(0.0, 86400.0)),
+        ],
+        "loudnorm" => &[
+            ("I", Num(-70.0, -5.0)),
+            ("LRA", Num(1.0, 50.0)),
+            ("TP", Num(-9.0, 0.0)),
+            ("measured_I", Num(-99.0, 0.0)),
+            ("measured_LRA", Num(0.0, 99.0)),
+            ("measured_TP", Num(-99.0, 99.0)),
+            ("measured_thresh", Num(-99.0, 0.0)),
+            ("offset", Num(-99.0, 99.0)),
+            ("linear", Bool),
+            ("dual_mono", Bool),
+        ],
+        "dynaudnorm" => &[
+            ("f", Int(10, 8000)),
+            ("g", Int(3, 301)),
+            ("p", Num(0.0, 1.0)),
+            ("m", Num(1.0, 100.0)),
+        ],
+        "channelsplit" => &[("channel_layout", List(ListOf::Layouts))],
+        "join" => &[
+            ("inputs", Int(1, 64)),
+            ("channel_layout", List(ListOf::Layouts)),
+        ],
+        "adelay" => &[("delays", Delays), ("all", Bool)],
+        "scale" => &[
+            ("w", Int(-8, 7680)),
+            ("h", Int(-8, 4320)),
+            ("flags", Choice(&["bilinear", "bicubic", "lanczos", "area", "neighbor"])),
+            ("force_original_aspect_ratio", Choice(&["disable", "decrease", "increase"])),
+        ],
+        "fps" => &[("fps", Rate)],
+        "format" => &[("pix_fmts", List(ListOf::PixelFormats))],
+        "crop" | "pad" => &[
+            ("w", Int(1, 7680)),
+            ("h", Int(1, 4320)),
+            ("x", Int(0, 7680)),
+            ("y", Int(0, 4320)),
+        ],
+        "setsar" => &[("sar", Rate)],
+        "transpose" => &[("dir", Choice(&["cclock_flip", "clock", "cclock", "clock_flip"]))],
+        "thumbnail" => &[("n", Int(2, 1000))],
+        "tile" => &[("layout", Size), ("padding", Int(0, 64)), ("margin", Int(0, 64))],
+        "overlay" => &[("x", Int(0, 7680)), ("y", Int(0, 4320))],
+        _ => return None,
+    })
+}
+
+/// Check a text value against its list kind.
+pub fn list_ok(kind: ListOf, text: &str) -> bool {
+    text.split('|').all(|item| match kind {
+        ListOf::SampleFormats => SAMPLE_FORMATS.contains(&item),
+        ListOf::PixelFormats => PIXEL_FORMATS.contains(&item),
+        ListOf::Layouts => LAYOUTS.contains(&item) || CHANNEL_NAMES.contains(&item),
+        ListOf::SampleRates => item.parse::<u32>().is_ok_and(|r| (8000..=768000).contains(&r)),
+    })
+}
+
+/// `pan`'s mapping: a layout, then `cN=` terms of gains and `cN` channels.
+pub fn pan_ok(text: &str) -> bool {
+    let mut parts = text.split('|');
+    let layout = parts.next().unwrap_or("");
+    let layout_ok = LAYOUTS.contains(&layout)
+        || layout
+            .strip_suffix('c')
+            .is_some_and(|n| n.parse::<u8>().is_ok_and(|n| (1..=16).contains(&n)));
+    layout_ok
+        && parts.clone().count() >= 1
+        && parts.all(|term| {
+            term.len() <= 256
+                && term
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"=<+-*. ".contains(&b))
+        })
+}
+
+/// Encoders a plan may use, with their own options. `None` when the codec is not allowed.
+pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
+    use Arg::*;
+    const X26X_PRESETS: &[&str] = &[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+        "veryslow",
+    ];
+    Some(match codec {
+        "pcm_s16le" | "pcm_s24le" | "pcm_s32le" | "pcm_f32le" | "alac" | "png" => &[],
+        "flac" => &[("compression_level", Int(0, 12))],
+        "libmp3lame" => &[
+            ("compression_level", Int(0, 9)),
+            ("q", Int(0, 9)),
+            ("joint_stereo", Bool),
+        ],
+        "aac" => &[("aac_coder", Choice(&["twoloop", "fast"]))],
+        "libopus" => &[
+            ("application", Choice(&["voip", "audio", "lowdelay"])),
+            ("vbr", Choice(&["on", "off", "constrained"])),
+            ("frame_duration", Num(2.5, 120.0)),
+            ("compression_level", Int(0, 10)),
+        ],
+        "libvorbis" => &[("q", Num(-1.0, 10.0))],
+        "libx264" | "libx265" => &[
+            ("crf", Int(0, 51)),
+            ("preset", Choice(X26X_PRESETS)),
+            ("profile", Choice(&["baseline", "main", "high", "main10"])),
+            ("tune", Choice(&["film", "animation", "grain", "stillimage", "fastdecode", "zerolatency"])),
+            ("g", Int(1, 1000)),
+            ("maxrate", Int(10_000, 200_000_000)),
+            ("bufsize", Int(10_000, 400_000_000)),
+        ],
+        "libvpx-vp9" => &[
+            ("crf", Int(0, 63)),
+            ("deadline", Choice(&["good", "best", "realtime"])),
+            ("cpu-used", Int(-8, 8)),
+            ("row-mt", Bool),
+        ],
+        "mjpeg" => &[("q", Int(1, 31))],
+        _ => return None,
+    })
+}
+
+/// Containers a plan may write, with ffmpeg's muxer name, the file extension and muxer options.
+pub fn container(name: &str) -> Option<(&'static str, &'static str, &'static [(&'static str, Arg)])> {
+    use Arg::*;
+    const MOV: &[(&str, Arg)] = &[("movflags", Choice(&["+faststart", "faststart"]))];
+    Some(match name {
+        "wav" => ("wav", "wav", &[]),
+        "flac" => ("flac", "flac", &[]),
+        "mp3" => ("mp3", "mp3", &[("id3v2_version", Int(0, 4))]),
+        "m4a" => ("ipod", "m4a", MOV),
+        "mp4" => ("mp4", "mp4", MOV),
+        "mov" => ("mov", "mov", MOV),
+        "mkv" => ("matroska", "mkv", &[]),
+        "webm" => ("webm", "webm", &[]),
+        "ogg" => ("ogg", "ogg", &[]),
+        "opus" => ("opus", "opus", &[]),
+        "adts" => ("adts", "aac", &[]),
+        _ => return None,
+    })
+}
+
+/// The MIME type stored with an output of this container.
+pub fn content_type(container: &str) -> &'static str {
+    match container {
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "mkv" => "video/x-matroska",
+        "webm" => "video/webm",
+        "ogg" | "opus" => "audio/ogg",
+        "adts" => "audio/aac",
+        _ => "application/octet-stream",
+    }
+}

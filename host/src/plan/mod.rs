@@ -1,0 +1,4 @@
+//! Plans from presets: what they may contain and how they are checked.
+
+pub mod allowlist;
+pub mod validate;

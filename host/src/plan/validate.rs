@@ -1,0 +1,411 @@
+//! Checking a preset's steps against the allowlist before anything runs.
+//!
+//! A [`ValidatedStep`] can only be made here, and only a validated step can be rendered to argv.
+//! Every rejection names the step, the node or output, and the reason.
+
+use std::collections::{HashMap, HashSet};
+
+use super::allowlist::{self, Arg};
+use crate::preset::wit;
+
+/// Caps on a plan's size, whatever the allowlist says.
+pub const MAX_STEPS: usize = 16;
+pub const MAX_NODES: usize = 64;
+pub const MAX_OUTPUTS: usize = 16;
+pub const MAX_STREAMS: usize = 32;
+pub const MAX_INPUTS: usize = 16;
+pub const MAX_ARGS: usize = 32;
+pub const MAX_TEXT: usize = 1024;
+const MAX_DURATION_S: f64 = 24.0 * 3600.0;
+
+/// A step that passed validation; it can be rendered.
+#[derive(Debug, Clone)]
+pub struct ValidatedStep(wit::Step);
+
+impl ValidatedStep {
+    pub fn step(&self) -> &wit::Step {
+        &self.0
+    }
+}
+
+/// Why a plan was rejected: `where_` names the step and the node or output.
+#[derive(Debug, thiserror::Error)]
+#[error("step '{step}'{where_}: {reason}")]
+pub struct Rejection {
+    pub step: String,
+    pub where_: String,
+    pub reason: String,
+}
+
+/// The media a step may read: the job's inputs and what earlier rounds produced.
+pub trait MediaLookup {
+    fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo>;
+}
+
+/// Validates a round's steps. `taken` holds output names already used by earlier rounds.
+pub fn validate_steps(
+    steps: Vec<wit::Step>,
+    media: &dyn MediaLookup,
+    taken: &HashSet<String>,
+) -> Result<Vec<ValidatedStep>, Rejection> {
+    if steps.len() > MAX_STEPS {
+        return Err(Rejection {
+            step: "-".into(),
+            where_: String::new(),
+            reason: format!("{} steps in one round; at most {MAX_STEPS}", steps.len()),
+        });
+    }
+    let mut names = taken.clone();
+    let mut step_names = HashSet::new();
+    steps
+        .into_iter()
+        .map(|step| {
+            if !step_names.insert(step.name.clone()) {
+                return Err(Rejection {
+                    step: clip(&step.name),
+                    where_: String::new(),
+                    reason: "two steps have the same name".into(),
+                });
+            }
+            validate_step(&step, media, &mut names)?;
+            Ok(ValidatedStep(step))
+        })
+        .collect()
+}
+
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect::<String>().escape_debug().to_string();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 32 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+fn safe_text(s: &str) -> bool {
+    s.len() <= MAX_TEXT && !s.chars().any(char::is_control)
+}
+
+fn validate_step(
+    step: &wit::Step,
+    media: &dyn MediaLookup,
+    names: &mut HashSet<String>,
+) -> Result<(), Rejection> {
+    let reject = |where_: String, reason: String| Rejection {
+        step: clip(&step.name),
+        where_,
+        reason,
+    };
+    if !is_name(&step.name) {
+        return Err(reject(
+            String::new(),
+            "step names are 1-32 characters of a-z, 0-9, '-' and '_'".into(),
+        ));
+    }
+    if step.inputs.is_empty() || step.inputs.len() > MAX_INPUTS {
+        return Err(reject(
+            String::new(),
+            format!("a step reads 1 to {MAX_INPUTS} inputs"),
+        ));
+    }
+    if step.graph.len() > MAX_NODES {
+        return Err(reject(
+            String::new(),
+            format!("{} filter nodes; at most {MAX_NODES}", step.graph.len()),
+        ));
+    }
+    if step.outputs.is_empty() || step.outputs.len() > MAX_OUTPUTS {
+        return Err(reject(
+            String::new(),
+            format!("a step writes 1 to {MAX_OUTPUTS} outputs"),
+        ));
+    }
+
+    let mut infos = Vec::new();
+    for (i, input) in step.inputs.iter().enumerate() {
+        let where_ = format!(", input {i}");
+        let info = media.info(&input.source).ok_or_else(|| {
+            reject(
+                where_.clone(),
+                format!(
+                    "{} is neither a job input nor an output of an earlier round",
+                    describe_ref(&input.source)
+                ),
+            )
+        })?;
+        for (what, v) in [("seek", input.seek_s), ("duration", input.duration_s)] {
+            if let Some(v) = v
+                && !(v.is_finite() && (0.0..=MAX_DURATION_S).contains(&v))
+            {
+                return Err(reject(
+                    where_.clone(),
+                    format!("{what} {v} s is outside 0..{MAX_DURATION_S}"),
+                ));
+            }
+        }
+        infos.push(info);
+    }
+
+    let stream_ok = |r: &wit::StreamRef| {
+        infos
+            .get(r.input as usize)
+            .is_some_and(|info| info.streams.iter().any(|s| s.index == r.stream))
+    };
+
+    // Labels: each produced once, consumed once.
+    let mut produced: HashMap<&str, bool> = HashMap::new();
+    for (n, node) in step.graph.iter().enumerate() {
+        let where_ = format!(", node {n} ({})", clip(&node.filter));
+        let args = allowlist::filter_args(&node.filter).ok_or_else(|| {
+            reject(
+                where_.clone(),
+                format!("filter '{}' is not allowed", clip(&node.filter)),
+            )
+        })?;
+        if node.args.len() > MAX_ARGS {
+            return Err(reject(where_, format!("more than {MAX_ARGS} args")));
+        }
+        check_options(&node.args, args).map_err(|r| reject(where_.clone(), r))?;
+        if node.inputs.len() > MAX_INPUTS || node.outputs.len() > MAX_OUTPUTS {
+            return Err(reject(where_, "too many pads".into()));
+        }
+        for pad in &node.inputs {
+            consume(pad, &mut produced, &stream_ok).map_err(|r| reject(where_.clone(), r))?;
+        }
+        for label in &node.outputs {
+            if !is_label(label) {
+                return Err(reject(
+                    where_,
+                    format!("label '{}' must be 1-32 of A-Z, a-z, 0-9, '_'", clip(label)),
+                ));
+            }
+            if produced.insert(label, false).is_some() {
+                return Err(reject(where_, format!("label '{label}' is produced twice")));
+            }
+        }
+    }
+
+    for output in &step.outputs {
+        let where_ = format!(", output '{}'", clip(&output.name));
+        if !is_name(&output.name) {
+            return Err(reject(
+                where_,
+                "output names are roles of 1-32 characters of a-z, 0-9, '-' and '_', never paths"
+                    .into(),
+            ));
+        }
+        if !names.insert(output.name.clone()) {
+            return Err(reject(
+                where_,
+                "another output of this job already has this name".into(),
+            ));
+        }
+        let (_, _, muxer_opts) = allowlist::container(&output.container).ok_or_else(|| {
+            reject(
+                where_.clone(),
+                format!("container '{}' is not allowed", clip(&output.container)),
+            )
+        })?;
+        check_options(&output.muxer_options, muxer_opts).map_err(|r| reject(where_.clone(), r))?;
+        check_tags(&output.metadata).map_err(|r| reject(where_.clone(), r))?;
+        if let Some(d) = output.duration_s
+            && !(d.is_finite() && d > 0.0 && d <= MAX_DURATION_S)
+        {
+            return Err(reject(where_, format!("duration {d} s is out of range")));
+        }
+        if output.streams.is_empty() || output.streams.len() > MAX_STREAMS {
+            return Err(reject(
+                where_,
+                format!("an output has 1 to {MAX_STREAMS} streams"),
+            ));
+        }
+        for (s, stream) in output.streams.iter().enumerate() {
+            let where_ = format!("{where_}, stream {s}");
+            consume(&stream.source, &mut produced, &stream_ok)
+                .map_err(|r| reject(where_.clone(), r))?;
+            check_tags(&stream.metadata).map_err(|r| reject(where_.clone(), r))?;
+            if let wit::Codec::Encode(enc) = &stream.codec {
+                check_encoder(enc).map_err(|r| reject(where_, r))?;
+            }
+        }
+    }
+    if let Some((label, _)) = produced.iter().find(|(_, used)| !**used) {
+        return Err(reject(
+            String::new(),
+            format!("label '{label}' is produced but never used"),
+        ));
+    }
+    Ok(())
+}
+
+fn describe_ref(r: &wit::MediaRef) -> String {
+    match r {
+        wit::MediaRef::Input(n) => format!("input '{}'", clip(n)),
+        wit::MediaRef::Produced(n) => format!("produced '{}'", clip(n)),
+    }
+}
+
+fn consume(
+    pad: &wit::Pad,
+    produced: &mut HashMap<&str, bool>,
+    stream_ok: &dyn Fn(&wit::StreamRef) -> bool,
+) -> Result<(), String> {
+    match pad {
+        wit::Pad::Stream(r) => stream_ok(r).then_some(()).ok_or_else(|| {
+            format!(
+                "stream {} of step input {} does not exist",
+                r.stream, r.input
+            )
+        }),
+        wit::Pad::Link(label) => match produced.get_mut(label.as_str()) {
+            Some(used @ false) => {
+                *used = true;
+                Ok(())
+            }
+            Some(true) => Err(format!("label '{}' is used twice", clip(label))),
+            None => Err(format!(
+                "label '{}' is not produced by an earlier node",
+                clip(label)
+            )),
+        },
+    }
+}
+
+fn check_tags(tags: &[wit::Tag]) -> Result<(), String> {
+    if tags.len() > MAX_ARGS {
+        return Err(format!("more than {MAX_ARGS} metadata entries"));
+    }
+    for tag in tags {
+        let key_ok = !tag.key.is_empty()
+            && tag.key.len() <= 64
+            && tag
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !key_ok || !safe_text(&tag.value) {
+            return Err(format!(
+                "metadata '{}' needs a key of A-Z, a-z, 0-9, '_' and a value without control \
+                 characters",
+                clip(&tag.key)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_encoder(enc: &wit::Encoder) -> Result<(), String> {
+    let opts = allowlist::encoder_options(&enc.codec)
+        .ok_or_else(|| format!("codec '{}' is not allowed", clip(&enc.codec)))?;
+    check_options(&enc.options, opts)?;
+    if let Some(b) = enc.bit_rate
+        && !(1_000..=200_000_000).contains(&b)
+    {
+        return Err(format!("bit rate {b} is outside 1000..200000000"));
+    }
+    if let Some(r) = enc.sample_rate
+        && !(8_000..=384_000).contains(&r)
+    {
+        return Err(format!("sample rate {r} is outside 8000..384000"));
+    }
+    if let Some(c) = enc.channels
+        && !(1..=16).contains(&c)
+    {
+        return Err(format!("{c} channels is outside 1..16"));
+    }
+    if let Some(f) = &enc.sample_format
+        && !allowlist::SAMPLE_FORMATS.contains(&f.as_str())
+    {
+        return Err(format!("sample format '{}' is not allowed", clip(f)));
+    }
+    if let Some(f) = &enc.pixel_format
+        && !allowlist::PIXEL_FORMATS.contains(&f.as_str())
+    {
+        return Err(format!("pixel format '{}' is not allowed", clip(f)));
+    }
+    if let Some(r) = &enc.frame_rate
+        && !(r.num > 0 && r.den > 0 && r.num <= 240 * r.den && r.den <= 1_000_000)
+    {
+        return Err("frame rate must be a positive fraction up to 240 fps".into());
+    }
+    Ok(())
+}
+
+fn check_options(given: &[wit::OptionValue], allowed: &[(&str, Arg)]) -> Result<(), String> {
+    let mut seen = HashSet::new();
+    for opt in given {
+        let name = clip(&opt.name);
+        let (_, kind) = allowed
+            .iter()
+            .find(|(n, _)| *n == opt.name)
+            .ok_or_else(|| format!("option '{name}' is not allowed here"))?;
+        if !seen.insert(&opt.name) {
+            return Err(format!("option '{name}' is given twice"));
+        }
+        check_value(kind, &opt.value).map_err(|why| format!("option '{name}': {why}"))?;
+    }
+    Ok(())
+}
+
+fn check_value(kind: &Arg, value: &wit::Value) -> Result<(), String> {
+    use wit::Value as V;
+    let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
+    let ok = match (kind, value) {
+        (Arg::Int(lo, hi), V::Integer(v)) => (lo..=hi).contains(&v),
+        (Arg::Num(lo, hi), V::Number(v)) => in_range(*v, *lo, *hi),
+        (Arg::Num(lo, hi), V::Integer(v)) => in_range(*v as f64, *lo, *hi),
+        (Arg::Bool, V::Boolean(_)) => true,
+        (Arg::Choice(options), V::Text(t)) => options.contains(&t.as_str()),
+        (Arg::Gain, V::Number(v)) => in_range(*v, 0.0, 1000.0),
+        (Arg::Gain, V::Text(t)) => t
+            .strip_suffix("dB")
+            .and_then(|n| n.parse::<f64>().ok())
+            .is_some_and(|db| in_range(db, -120.0, 120.0)),
+        (Arg::List(kind), V::Text(t)) => safe_text(t) && allowlist::list_ok(*kind, t),
+        (Arg::PanSpec, V::Text(t)) => allowlist::pan_ok(t),
+        (Arg::Weights, V::Text(t)) => {
+            t.len() <= 256
+                && t.split(' ')
+                    .all(|w| w.parse::<f64>().is_ok_and(|w| in_range(w, -64.0, 64.0)))
+        }
+        (Arg::Delays, V::Text(t)) => {
+            t.len() <= 256
+                && t.split('|')
+                    .all(|d| d.parse::<f64>().is_ok_and(|d| in_range(d, 0.0, 3_600_000.0)))
+        }
+        (Arg::Rate, V::Number(v)) => in_range(*v, 0.001, 240.0),
+        (Arg::Rate, V::Integer(v)) => (1..=240).contains(v),
+        (Arg::Rate, V::Text(t)) => t.split_once('/').is_some_and(|(a, b)| {
+            matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if a > 0 && b > 0 && a <= 240 * b)
+        }),
+        (Arg::Size, V::Text(t)) => t.split_once('x').is_some_and(|(a, b)| {
+            matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if (1..=64).contains(&a) && (1..=64).contains(&b))
+        }),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("value {} is not allowed (expected {kind:?})", show(value)))
+    }
+}
+
+fn show(v: &wit::Value) -> String {
+    match v {
+        wit::Value::Integer(i) => i.to_string(),
+        wit::Value::Number(n) => n.to_string(),
+        wit::Value::Boolean(b) => b.to_string(),
+        wit::Value::Text(t) => format!("'{}'", clip(t)),
+    }
+}

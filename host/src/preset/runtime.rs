@@ -1,0 +1,314 @@
+//! The preset sandbox: one wasmtime engine, and every call into a preset bounded in time, memory
+//! and output.
+//!
+//! A preset is untrusted code. It gets no preopened directories, no environment, no arguments and
+//! no network; its clocks are frozen and its randomness is a fixed seed so the same request always
+//! gives the same plan. Each call runs in a fresh instance (cheap through `InstancePre`), under an
+//! epoch deadline and a memory cap; a trapped instance is simply dropped.
+//!
+//! Not here: what a preset's plan may contain (that is `plan::validate`) or which presets exist
+//! (that is `preset::registry`).
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::v1::{self, PresetWorld, PresetWorldPre};
+use super::wit;
+
+/// How often the engine's epoch advances; deadlines are whole multiples of it.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every call into a preset.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+    /// Bytes of log a single call may write; the rest is dropped with a note.
+    pub log_bytes: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(100),
+            memory_bytes: 64 << 20,
+            log_bytes: 64 << 10,
+        }
+    }
+}
+
+/// A line a preset logged during a call.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PresetLog {
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// Why a call into a preset did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PresetFault {
+    #[error("the preset ran past its {0:?} deadline")]
+    Deadline(Duration),
+    #[error("the preset trapped: {0}")]
+    Trap(String),
+    #[error("the preset could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// Per-call state of a sandboxed instance.
+struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    logs: Vec<PresetLog>,
+    log_budget: usize,
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl v1::Host for Sandbox {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        let level = match level {
+            wit::LogLevel::Debug => "debug",
+            wit::LogLevel::Info => "info",
+            wit::LogLevel::Warn => "warn",
+            wit::LogLevel::Error => "error",
+        };
+        if self.log_budget == 0 {
+            return;
+        }
+        if message.len() >= self.log_budget {
+            let mut cut = self.log_budget;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.logs.push(PresetLog {
+                level,
+                message: format!("{} [log limit reached; the rest was dropped]", &message[..cut]),
+            });
+            self.log_budget = 0;
+            return;
+        }
+        self.log_budget -= message.len();
+        self.logs.push(PresetLog { level, message });
+    }
+}
+
+impl v1::types::Host for Sandbox {}
+
+/// A compiled preset component, ready to be instantiated many times.
+pub struct CompiledPreset {
+    pre: PresetWorldPre<Sandbox>,
+}
+
+/// The engine, the linker and the limits shared by every preset.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    limits: SandboxLimits,
+    _ticker: Arc<EpochTicker>,
+}
+
+struct EpochTicker {
+    stop: Mutex<bool>,
+}
+
+impl Runtime {
+    pub fn new(limits: SandboxLimits) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.max_wasm_stack(512 << 10);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+
+        let mut linker = Linker::<Sandbox>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        PresetWorld::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+
+        let ticker = Arc::new(EpochTicker {
+            stop: Mutex::new(false),
+        });
+        let weak = Arc::downgrade(&ticker);
+        let tick_engine = engine.clone();
+        thread::Builder::new()
+            .name("preset-epoch".into())
+            .spawn(move || {
+                while let Some(ticker) = weak.upgrade() {
+                    if *ticker.stop.lock().expect("epoch ticker lock") {
+                        break;
+                    }
+                    drop(ticker);
+                    thread::sleep(EPOCH_TICK);
+                    tick_engine.increment_epoch();
+                }
+            })?;
+
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.limits
+    }
+
+    /// Compiles a component and checks that it implements a supported interface version.
+    pub fn compile(&self, bytes: &[u8]) -> Result<CompiledPreset, String> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            format!(
+                "the component does not implement mediahost:preset@1.x with only the imports \
+                 a preset may use: {e:#}"
+            )
+        })?;
+        let pre = PresetWorldPre::new(instance_pre).map_err(|e| {
+            format!("the component does not export mediahost:preset/preset@1.x: {e:#}")
+        })?;
+        Ok(CompiledPreset { pre })
+    }
+
+    fn store(&self) -> Store<Sandbox> {
+        let wasi = WasiCtx::builder()
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(StdRng::seed_from_u64(0))
+            .insecure_random(StdRng::seed_from_u64(0))
+            .insecure_random_seed(0)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(16)
+            .tables(16)
+            .memories(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            Sandbox {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                logs: Vec::new(),
+                log_budget: self.limits.log_bytes,
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Calls `describe` in a fresh instance.
+    pub fn describe(&self, preset: &CompiledPreset) -> Result<wit::Descriptor, PresetFault> {
+        self.call(preset, |world, store| {
+            world.mediahost_preset_preset().call_describe(store)
+        })
+        .map(|(descriptor, _logs)| descriptor)
+    }
+
+    /// Calls `plan` in a fresh instance; returns the answer and what the preset logged.
+    pub fn plan(
+        &self,
+        preset: &CompiledPreset,
+        request: &wit::PlanRequest,
+    ) -> (
+        Result<Result<wit::Decision, wit::Refusal>, PresetFault>,
+        Vec<PresetLog>,
+    ) {
+        let mut logs = Vec::new();
+        let result = self
+            .call(preset, |world, store| {
+                world.mediahost_preset_preset().call_plan(store, request)
+            })
+            .map(|(answer, call_logs)| {
+                logs = call_logs;
+                answer
+            });
+        (result, logs)
+    }
+
+    fn call<R>(
+        &self,
+        preset: &CompiledPreset,
+        f: impl FnOnce(&PresetWorld, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Vec<PresetLog>), PresetFault> {
+        let mut store = self.store();
+        let started = Instant::now();
+        let world = preset
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, self.limits.deadline, started, true))?;
+        let answer = f(&world, &mut store)
+            .map_err(|e| classify(e, self.limits.deadline, started, false))?;
+        let logs = std::mem::take(&mut store.data_mut().logs);
+        Ok((answer, logs))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        *self._ticker.stop.lock().expect("epoch ticker lock") = true;
+    }
+}
+
+fn classify(
+    err: wasmtime::Error,
+    deadline: Duration,
+    started: Instant,
+    instantiating: bool,
+) -> PresetFault {
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>()
+        && *trap == wasmtime::Trap::Interrupt
+    {
+        return PresetFault::Deadline(deadline);
+    }
+    if started.elapsed() >= deadline && format!("{err:#}").contains("interrupt") {
+        return PresetFault::Deadline(deadline);
+    }
+    if instantiating {
+        PresetFault::Instantiate(format!("{err:#}"))
+    } else {
+        PresetFault::Trap(format!("{err:#}"))
+    }
+}
+
+/// A clock that always reads the same instant, so a preset cannot observe time.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}

@@ -1,0 +1,15 @@
+//! Bindings for `mediahost:preset@1.x`, the interface version this host speaks.
+//!
+//! The rest of the host uses these types through [`super::wit`]. When a 2.0 interface appears, it
+//! gets a file of its own beside this one that converts its types to the latest ones, so old
+//! presets keep working (the shape of Zed's extension host).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "preset-world",
+    additional_derives: [serde::Serialize, PartialEq],
+});
+
+pub use exports::mediahost::preset::preset::Guest;
+pub use mediahost::preset::host::Host;
+pub use mediahost::preset::types;

@@ -1,0 +1,145 @@
+//! Start-up and shut-down: wires storage, Redis, presets, the API and workers together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::config::{Command, Options, StorageKind};
+use crate::ffmpeg::Tools;
+use crate::job::JobStore;
+use crate::preset::registry::Registry;
+use crate::preset::runtime::{Runtime, SandboxLimits};
+use crate::queue::Queue;
+use crate::storage::{Storage, local::LocalStorage, s3};
+use crate::worker::{Worker, pipeline::Context};
+
+pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.data_dir)?;
+    let storage = Arc::new(match opts.storage {
+        StorageKind::Local => Storage::Local(LocalStorage::open(&opts.data_dir, &opts.public_url())?),
+        StorageKind::S3 => {
+            let bucket = opts.s3_bucket.clone().ok_or_else(|| {
+                anyhow::anyhow!("--storage s3 needs --s3-bucket (or MEDIAHOST_S3_BUCKET)")
+            })?;
+            Storage::S3(
+                s3::S3Storage::connect(s3::S3Config {
+                    bucket,
+                    region: opts.s3_region.clone(),
+                    endpoint: opts.s3_endpoint.clone(),
+                    path_style: opts.s3_path_style,
+                })
+                .await,
+            )
+        }
+    });
+    if let Err(e) = storage.check().await {
+        tracing::warn!(error = %e, "storage is not reachable yet; requests will fail until it is");
+    }
+
+    let (redis_url, _private_redis) =
+        crate::redis_server::locate(opts.redis.as_deref(), &opts.data_dir).await?;
+    let client = redis::Client::open(redis_url.as_str())?;
+    let manager = redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {redis_url}: {e}"))?;
+    let jobs = JobStore::new(manager.clone(), &opts.redis_prefix);
+    let queue = Queue::new(&opts.redis_prefix, opts.reclaim_after());
+    queue.ensure_group(&mut manager.clone()).await?;
+
+    let runtime = Arc::new(Runtime::new(SandboxLimits {
+        deadline: Duration::from_millis(opts.preset_deadline_ms.max(1)),
+        memory_bytes: opts.preset_memory_mib.max(1) << 20,
+        ..SandboxLimits::default()
+    })?);
+    let registry = Arc::new(Registry::default());
+    let refused = registry.load_dir(&runtime, &opts.presets_dir())?;
+    let mut warnings: Vec<String> = refused
+        .into_iter()
+        .map(|(file, why)| format!("preset {file} refused: {why}"))
+        .collect();
+    if registry.all().is_empty() {
+        warnings.push(format!(
+            "no presets loaded from {}; build them with presets-wasm/build.sh",
+            opts.presets_dir().display()
+        ));
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    if command != Command::Api {
+        let worker = Arc::new(Worker {
+            ctx: Arc::new(Context {
+                storage: storage.clone(),
+                registry: registry.clone(),
+                runtime: runtime.clone(),
+                jobs: jobs.clone(),
+                tools: Tools::default(),
+                scratch_root: opts.data_dir.join("scratch"),
+            }),
+            queue: queue.clone(),
+            redis: client.clone(),
+            concurrency: opts.concurrency.max(1),
+            name: format!(
+                "{}-{}",
+                hostname(),
+                std::process::id()
+            ),
+        });
+        let rx = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move { worker.run(rx).await }));
+        tracing::info!(concurrency = opts.concurrency, "workers started");
+    }
+
+    if command != Command::Worker {
+        let state = Arc::new(AppState {
+            registry,
+            storage,
+            jobs,
+            queue,
+            warnings,
+        });
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
+        tracing::info!(listen = %opts.listen, "API listening");
+        let mut rx = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the API server stopped");
+            }
+        }));
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new jobs are taken; running ones finish");
+    let _ = shutdown_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".into())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,564 @@
+//! One job, start to finish: download, probe, plan in rounds (running steps and analyses the
+//! preset asks for), run the final steps, upload outputs, write the manifest last.
+//!
+//! Every failure leaves this module as a [`JobError`] with a code, the step and a message.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+use crate::error::{ErrorCode, JobError};
+use crate::ffmpeg::{self, Tools, render};
+use crate::job::{Job, JobStore, OutputRecord, StreamSummary};
+use crate::media::{analysis, probe};
+use crate::plan::allowlist;
+use crate::plan::validate::{self, MediaLookup, ValidatedStep};
+use crate::preset::registry::{Preset, Registry};
+use crate::preset::runtime::Runtime;
+use crate::preset::{params, wit};
+use crate::storage::{ObjectKey, Storage, StorageError};
+
+/// The most planning rounds a preset gets before the job fails.
+pub const MAX_ROUNDS: u32 = 8;
+/// The most analyses a job may request in all.
+const MAX_ANALYSES: usize = 64;
+
+/// What a worker needs to run jobs.
+pub struct Context {
+    pub storage: Arc<Storage>,
+    pub registry: Arc<Registry>,
+    pub runtime: Arc<Runtime>,
+    pub jobs: JobStore,
+    pub tools: Tools,
+    pub scratch_root: PathBuf,
+}
+
+/// The result of a successful job.
+pub struct Finished {
+    pub outputs: Vec<OutputRecord>,
+    pub report: Map<String, Value>,
+    /// Seconds spent in ffprobe/ffmpeg child processes.
+    pub child_s: f64,
+}
+
+/// A job-scoped scratch directory, removed when dropped (on success and on failure alike).
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create(root: &Path, job: &Job) -> Result<Self, JobError> {
+        let dir = root.join(format!("{}-{}", job.id, job.attempts));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["in", "work", "out"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
+                JobError::new(
+                    ErrorCode::Internal,
+                    "download",
+                    format!("cannot create scratch directory: {e}"),
+                )
+            })?;
+        }
+        Ok(Self(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove scratch");
+        }
+    }
+}
+
+struct Media {
+    path: PathBuf,
+    info: wit::MediaInfo,
+}
+
+#[derive(Default)]
+struct MediaSet {
+    inputs: BTreeMap<String, Media>,
+    produced: BTreeMap<String, Media>,
+}
+
+impl MediaSet {
+    fn get(&self, r: &wit::MediaRef) -> Option<&Media> {
+        match r {
+            wit::MediaRef::Input(n) => self.inputs.get(n),
+            wit::MediaRef::Produced(n) => self.produced.get(n),
+        }
+    }
+
+    fn named(map: &BTreeMap<String, Media>, wrap: fn(String) -> wit::MediaRef) -> Vec<wit::NamedMedia> {
+        map.iter()
+            .map(|(name, m)| wit::NamedMedia {
+                source: wrap(name.clone()),
+                info: m.info.clone(),
+            })
+            .collect()
+    }
+}
+
+impl MediaLookup for MediaSet {
+    fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo> {
+        self.get(source).map(|m| &m.info)
+    }
+}
+
+/// Runs one job. `progress` receives a rough fraction done, for the job record.
+pub async fn run(
+    ctx: &Context,
+    job: &Job,
+    preset: &Arc<Preset>,
+    progress: &watch::Sender<f64>,
+) -> Result<Finished, JobError> {
+    let scratch = Scratch::create(&ctx.scratch_root, job)?;
+    let mut run = Run {
+        ctx,
+        job,
+        scratch: &scratch,
+        media: MediaSet::default(),
+        child_s: 0.0,
+        progress,
+    };
+    run.download_and_probe().await?;
+    run.plan_and_execute(preset).await
+}
+
+struct Run<'a> {
+    ctx: &'a Context,
+    job: &'a Job,
+    scratch: &'a Scratch,
+    media: MediaSet,
+    child_s: f64,
+    progress: &'a watch::Sender<f64>,
+}
+
+impl Run<'_> {
+    async fn log(&self, source: &str, message: impl Into<String>) {
+        self.ctx.jobs.log(&self.job.id, source, message).await;
+    }
+
+    fn advance(&self, to: f64) {
+        self.progress.send_if_modified(|p| {
+            let changed = to > *p;
+            if changed {
+                *p = to.min(0.99);
+            }
+            changed
+        });
+    }
+
+    async fn download_and_probe(&mut self) -> Result<(), JobError> {
+        for (name, uri) in &self.job.inputs {
+            let key = self.ctx.storage.parse_uri(uri).map_err(|e| {
+                JobError::new(ErrorCode::InputUriInvalid, "download", e.detail)
+            })?;
+            let path = self.scratch.path().join("in").join(name);
+            self.ctx
+                .storage
+                .download(&key, &path)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NotFound(_) => JobError::new(
+                        ErrorCode::InputNotFound,
+                        "download",
+                        format!("input '{name}' ({uri}) does not exist; upload it first"),
+                    ),
+                    StorageError::Failed(why) => JobError::new(
+                        ErrorCode::StorageFailed,
+                        "download",
+                        format!("input '{name}': {why}"),
+                    ),
+                })?;
+            self.log("host", format!("downloaded input '{name}' from {uri}")).await;
+            let started = Instant::now();
+            let info = probe::probe(&self.ctx.tools, &path).await;
+            self.child_s += started.elapsed().as_secs_f64();
+            let info = info.map_err(|e| {
+                JobError::new(
+                    ErrorCode::InputUnreadable,
+                    "probe",
+                    format!("input '{name}' is not readable media: {e}"),
+                )
+            })?;
+            self.media.inputs.insert(name.clone(), Media { path, info });
+        }
+        self.advance(0.05);
+        Ok(())
+    }
+
+    async fn plan_and_execute(&mut self, preset: &Arc<Preset>) -> Result<Finished, JobError> {
+        let params = params::to_wit(&preset.descriptor.params, &self.job.params);
+        let inputs = MediaSet::named(&self.media.inputs, wit::MediaRef::Input);
+        let mut analyses: Vec<wit::AnalysisResult> = Vec::new();
+        let mut taken: HashSet<String> = HashSet::new();
+
+        for round in 1..=MAX_ROUNDS {
+            let request = wit::PlanRequest {
+                round,
+                inputs: inputs.clone(),
+                params: params.clone(),
+                produced: MediaSet::named(&self.media.produced, wit::MediaRef::Produced),
+                analyses: analyses.clone(),
+            };
+            let decision = self.call_plan(preset, request, round).await?;
+            match decision {
+                wit::Decision::Next(work) => {
+                    let steps = self.validate(work.steps, &taken)?;
+                    for step in &steps {
+                        let outputs = self.execute(step, false).await?;
+                        for out in outputs {
+                            taken.insert(out.name.clone());
+                            let started = Instant::now();
+                            let info = probe::probe(&self.ctx.tools, &out.path).await;
+                            self.child_s += started.elapsed().as_secs_f64();
+                            let info = info.map_err(|e| {
+                                JobError::new(
+                                    ErrorCode::FfmpegFailed,
+                                    "ffmpeg",
+                                    format!("step '{}' wrote an unreadable '{}': {e}", step.step().name, out.name),
+                                )
+                            })?;
+                            self.media.produced.insert(out.name, Media { path: out.path, info });
+                        }
+                    }
+                    if analyses.len() + work.analyses.len() > MAX_ANALYSES {
+                        return Err(JobError::new(
+                            ErrorCode::PlanRejected,
+                            "validate",
+                            format!("more than {MAX_ANALYSES} analyses requested"),
+                        ));
+                    }
+                    for request in work.analyses {
+                        analyses.push(self.analyze(request).await?);
+                    }
+                }
+                wit::Decision::Finish(finish) => {
+                    let steps = self.validate(finish.steps, &taken)?;
+                    let mut files = Vec::new();
+                    for step in &steps {
+                        files.extend(self.execute(step, true).await?);
+                    }
+                    let outputs = self.publish(files).await?;
+                    return Ok(Finished {
+                        outputs,
+                        report: report_json(&finish.report),
+                        child_s: self.child_s,
+                    });
+                }
+            }
+        }
+        Err(JobError::new(
+            ErrorCode::PresetFailed,
+            "plan",
+            format!("the preset did not finish planning within {MAX_ROUNDS} rounds"),
+        ))
+    }
+
+    async fn call_plan(
+        &self,
+        preset: &Arc<Preset>,
+        request: wit::PlanRequest,
+        round: u32,
+    ) -> Result<wit::Decision, JobError> {
+        let runtime = self.ctx.runtime.clone();
+        let preset = preset.clone();
+        let (answer, logs) = tokio::task::spawn_blocking(move || runtime.plan(&preset.compiled, &request))
+            .await
+            .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
+        for line in logs {
+            self.log("preset", format!("[{}] {}", line.level, line.message)).await;
+        }
+        match answer {
+            Err(fault) => Err(JobError::new(
+                ErrorCode::PresetFailed,
+                "plan",
+                format!("round {round}: {fault}"),
+            )),
+            Ok(Err(refusal)) => Err(JobError::new(
+                ErrorCode::PresetRefused,
+                "plan",
+                format!("{}: {}", clip(&refusal.code, 64), clip(&refusal.message, 1024)),
+            )),
+            Ok(Ok(decision)) => {
+                let plan = serde_json::to_string(&decision).unwrap_or_default();
+                self.log("host", format!("round {round} plan: {}", clip(&plan, 16 << 10))).await;
+                Ok(decision)
+            }
+        }
+    }
+
+    fn validate(
+        &self,
+        steps: Vec<wit::Step>,
+        taken: &HashSet<String>,
+    ) -> Result<Vec<ValidatedStep>, JobError> {
+        validate::validate_steps(steps, &self.media, taken)
+            .map_err(|r| JobError::new(ErrorCode::PlanRejected, "validate", r.to_string()))
+    }
+
+    /// Duration of the media a step reads, for its time limit and progress.
+    fn step_media_s(&self, step: &wit::Step) -> f64 {
+        step.inputs
+            .iter()
+            .map(|i| {
+                let full = self
+                    .media
+                    .get(&i.source)
+                    .and_then(|m| m.info.container.duration_s)
+                    .unwrap_or(0.0);
+                i.duration_s.map_or(full, |d| d.min(full))
+            })
+            .fold(0.0, f64::max)
+    }
+
+    async fn execute(
+        &mut self,
+        step: &ValidatedStep,
+        deliver: bool,
+    ) -> Result<Vec<render::RenderedOutput>, JobError> {
+        let dir = self.scratch.path().join(if deliver { "out" } else { "work" });
+        let rendered = render::render(
+            step,
+            |r| self.media.get(r).map(|m| m.path.clone()).unwrap_or_default(),
+            &dir,
+        );
+        let name = step.step().name.clone();
+        let shown: Vec<String> = rendered
+            .argv
+            .iter()
+            .map(|a| shell_quote(&a.to_string_lossy()))
+            .collect();
+        self.log("ffmpeg", format!("step '{name}': ffmpeg {}", shown.join(" "))).await;
+
+        let media_s = self.step_media_s(step.step());
+        let start = *self.progress.borrow();
+        let span = if deliver { 0.95 - start } else { (0.95 - start) * 0.5 };
+        let progress = self.progress;
+        let result = ffmpeg::run_with_progress(
+            &self.ctx.tools.ffmpeg,
+            &rendered.argv,
+            self.scratch.path(),
+            ffmpeg::time_limit(media_s),
+            |t| {
+                if media_s > 0.0 {
+                    let to = start + span * (t / media_s).clamp(0.0, 1.0);
+                    progress.send_if_modified(|p| {
+                        let changed = to > *p + 0.01;
+                        if changed {
+                            *p = to;
+                        }
+                        changed
+                    });
+                }
+            },
+        )
+        .await;
+        let captured = result.map_err(|e| {
+            JobError::new(ErrorCode::FfmpegFailed, "ffmpeg", format!("step '{name}': {e}"))
+        })?;
+        self.child_s += captured.wall.as_secs_f64();
+        let stderr = String::from_utf8_lossy(&captured.stderr).into_owned();
+        if !captured.success {
+            self.log("ffmpeg", format!("step '{name}' stderr:\n{stderr}")).await;
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no error output");
+            return Err(JobError::new(
+                ErrorCode::FfmpegFailed,
+                "ffmpeg",
+                format!("step '{name}' failed: {}", clip(last, 512)),
+            ));
+        }
+        self.log("ffmpeg", format!("step '{name}' finished in {:.2}s", captured.wall.as_secs_f64()))
+            .await;
+        self.advance(start + span);
+        Ok(rendered.outputs)
+    }
+
+    async fn analyze(&mut self, request: wit::AnalysisRequest) -> Result<wit::AnalysisResult, JobError> {
+        let reject = |why: String| {
+            JobError::new(
+                ErrorCode::PlanRejected,
+                "validate",
+                format!("analysis '{}': {why}", clip(&request.id, 64)),
+            )
+        };
+        if request.id.is_empty() || request.id.len() > 64 {
+            return Err(reject("ids are 1-64 bytes".into()));
+        }
+        let media = self
+            .media
+            .get(&request.source)
+            .ok_or_else(|| reject("its source does not exist".into()))?;
+        let is_audio = media
+            .info
+            .streams
+            .iter()
+            .any(|s| s.index == request.stream && s.kind == wit::StreamKind::Audio);
+        if !is_audio {
+            return Err(reject(format!("stream {} is not an audio stream", request.stream)));
+        }
+        let duration = media.info.container.duration_s.unwrap_or(0.0);
+        let path = media.path.clone();
+        let started = Instant::now();
+        let value = match request.kind {
+            wit::AnalysisKind::Loudness => {
+                analysis::loudness(&self.ctx.tools, &path, request.stream, duration).await
+            }
+        };
+        self.child_s += started.elapsed().as_secs_f64();
+        let loudness = value.map_err(|why| {
+            JobError::new(ErrorCode::AnalysisFailed, "analyze", why)
+        })?;
+        self.log(
+            "host",
+            format!(
+                "analysis '{}': I={:.2} LUFS, TP={:.2} dBTP, LRA={:.2} LU",
+                request.id, loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra_lu
+            ),
+        )
+        .await;
+        Ok(wit::AnalysisResult {
+            id: request.id,
+            value: wit::AnalysisValue::Loudness(loudness),
+        })
+    }
+
+    /// Uploads delivered files under deterministic keys, then the manifest, last.
+    async fn publish(&mut self, files: Vec<render::RenderedOutput>) -> Result<Vec<OutputRecord>, JobError> {
+        let mut records = Vec::new();
+        for file in files {
+            let started = Instant::now();
+            let info = probe::probe(&self.ctx.tools, &file.path).await;
+            self.child_s += started.elapsed().as_secs_f64();
+            let info = info.map_err(|e| {
+                JobError::new(
+                    ErrorCode::FfmpegFailed,
+                    "ffmpeg",
+                    format!("output '{}' is unreadable: {e}", file.name),
+                )
+            })?;
+            let ext = file.path.extension().and_then(|e| e.to_str()).unwrap_or("bin");
+            let key = ObjectKey::parse(&format!("jobs/{}/{}.{ext}", self.job.id, file.name))
+                .expect("output names are validated");
+            let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+            self.ctx
+                .storage
+                .upload(&file.path, &key, allowlist::content_type(&file.container))
+                .await
+                .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
+            records.push(output_record(&self.ctx.storage, &file, &key, size, &info));
+        }
+        let manifest = json!({
+            "job": self.job.id,
+            "preset": self.job.preset,
+            "outputs": records,
+        });
+        let manifest_path = self.scratch.path().join("manifest.json");
+        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap_or_default())
+            .map_err(|e| JobError::new(ErrorCode::Internal, "upload", e.to_string()))?;
+        let key = ObjectKey::parse(&format!("jobs/{}/manifest.json", self.job.id))
+            .expect("a valid key");
+        self.ctx
+            .storage
+            .upload(&manifest_path, &key, "application/json")
+            .await
+            .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
+        Ok(records)
+    }
+}
+
+fn output_record(
+    storage: &Storage,
+    file: &render::RenderedOutput,
+    key: &ObjectKey,
+    size: u64,
+    info: &wit::MediaInfo,
+) -> OutputRecord {
+    let streams: Vec<StreamSummary> = info
+        .streams
+        .iter()
+        .map(|s| {
+            let (sample_rate, channels, channel_layout, width, height) = match &s.detail {
+                wit::StreamDetail::Audio(a) => (
+                    Some(a.sample_rate),
+                    Some(a.channels),
+                    a.channel_layout.clone(),
+                    None,
+                    None,
+                ),
+                wit::StreamDetail::Video(v) => (None, None, None, Some(v.width), Some(v.height)),
+                wit::StreamDetail::Other => (None, None, None, None, None),
+            };
+            StreamSummary {
+                index: s.index,
+                kind: format!("{:?}", s.kind).to_ascii_lowercase(),
+                codec: s.codec.clone(),
+                sample_rate,
+                channels,
+                channel_layout,
+                width,
+                height,
+            }
+        })
+        .collect();
+    OutputRecord {
+        name: file.name.clone(),
+        uri: storage.uri(key),
+        key: key.to_string(),
+        container: file.container.clone(),
+        size_bytes: size,
+        duration_s: info.container.duration_s,
+        codecs: streams.iter().map(|s| s.codec.clone()).collect(),
+        streams,
+    }
+}
+
+fn report_json(report: &[wit::OptionValue]) -> Map<String, Value> {
+    report
+        .iter()
+        .take(64)
+        .map(|o| {
+            let v = match &o.value {
+                wit::Value::Integer(i) => json!(i),
+                wit::Value::Number(n) => json!(n),
+                wit::Value::Boolean(b) => json!(b),
+                wit::Value::Text(t) => json!(clip(t, 1024)),
+            };
+            (clip(&o.name, 64), v)
+        })
+        .collect()
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
