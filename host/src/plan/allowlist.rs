@@ -95,6 +95,7 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("precision", Choice(&["fixed", "float", "double"])),
         ],
         "aresample" => &[
+            ("sample_rate", Int(8000, 768000)),
             ("osr", Int(8000, 768000)),
             ("osf", Choice(SAMPLE_FORMATS)),
             ("resampler", Choice(&["swr", "soxr"])),

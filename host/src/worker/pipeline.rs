@@ -503,7 +503,7 @@ fn output_record(
             };
             StreamSummary {
                 index: s.index,
-                kind: format!("{:?}", s.kind).to_ascii_lowercase(),
+                kind: kind_name(s.kind).to_owned(),
                 codec: s.codec.clone(),
                 sample_rate,
                 channels,
@@ -522,6 +522,17 @@ fn output_record(
         duration_s: info.container.duration_s,
         codecs: streams.iter().map(|s| s.codec.clone()).collect(),
         streams,
+    }
+}
+
+fn kind_name(kind: wit::StreamKind) -> &'static str {
+    match kind {
+        wit::StreamKind::Audio => "audio",
+        wit::StreamKind::Video => "video",
+        wit::StreamKind::Subtitle => "subtitle",
+        wit::StreamKind::Data => "data",
+        wit::StreamKind::Attachment => "attachment",
+        wit::StreamKind::Unknown => "unknown",
     }
 }
 
