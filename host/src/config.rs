@@ -8,7 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "mediahost", version, about = "FFmpeg media jobs from sandboxed WebAssembly presets")]
+#[command(
+    name = "mediahost",
+    version,
+    about = "FFmpeg media jobs from sandboxed WebAssembly presets"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -35,7 +39,12 @@ pub enum StorageKind {
 #[derive(Args, Debug, Clone)]
 pub struct Options {
     /// Address the HTTP API listens on.
-    #[arg(long, env = "MEDIAHOST_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Redis URL. When not given and nothing answers on 127.0.0.1:6379, a private redis-server
@@ -44,11 +53,21 @@ pub struct Options {
     pub redis: Option<String>,
 
     /// Prefix of every Redis key, so several deployments can share one Redis.
-    #[arg(long, env = "MEDIAHOST_REDIS_PREFIX", default_value = "mediahost", global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_REDIS_PREFIX",
+        default_value = "mediahost",
+        global = true
+    )]
     pub redis_prefix: String,
 
     /// Directory for local objects, scratch space and the private Redis.
-    #[arg(long, env = "MEDIAHOST_DATA_DIR", default_value = "data", global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Directory of built preset components (`*.wasm`).
@@ -56,7 +75,13 @@ pub struct Options {
     pub presets_dir: Option<PathBuf>,
 
     /// Where inputs and outputs live.
-    #[arg(long, env = "MEDIAHOST_STORAGE", value_enum, default_value = "local", global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_STORAGE",
+        value_enum,
+        default_value = "local",
+        global = true
+    )]
     pub storage: StorageKind,
 
     /// S3 bucket (with --storage s3).
@@ -68,7 +93,12 @@ pub struct Options {
     pub s3_endpoint: Option<String>,
 
     /// S3 region.
-    #[arg(long, env = "MEDIAHOST_S3_REGION", default_value = "us-east-1", global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_S3_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
     pub s3_region: String,
 
     /// Path-style S3 addressing (most S3-compatible stores want it).
@@ -80,19 +110,39 @@ pub struct Options {
     pub public_url: Option<String>,
 
     /// Jobs one worker process runs at once.
-    #[arg(long, env = "MEDIAHOST_CONCURRENCY", default_value_t = 2, global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_CONCURRENCY",
+        default_value_t = 2,
+        global = true
+    )]
     pub concurrency: usize,
 
     /// Seconds after which a job whose worker stopped renewing its claim is taken over.
-    #[arg(long, env = "MEDIAHOST_RECLAIM_AFTER_S", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_RECLAIM_AFTER_S",
+        default_value_t = 30,
+        global = true
+    )]
     pub reclaim_after_s: u64,
 
     /// Milliseconds a preset call may run.
-    #[arg(long, env = "MEDIAHOST_PRESET_DEADLINE_MS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_PRESET_DEADLINE_MS",
+        default_value_t = 100,
+        global = true
+    )]
     pub preset_deadline_ms: u64,
 
     /// MiB of memory a preset instance may use.
-    #[arg(long, env = "MEDIAHOST_PRESET_MEMORY_MIB", default_value_t = 64, global = true)]
+    #[arg(
+        long,
+        env = "MEDIAHOST_PRESET_MEMORY_MIB",
+        default_value_t = 64,
+        global = true
+    )]
     pub preset_memory_mib: usize,
 }
 

@@ -188,7 +188,9 @@ impl JobStore {
         let body = serde_json::to_string(job).expect("job records serialize");
         let mut conn = self.redis.clone();
         if job.state.is_terminal() {
-            let _: () = conn.set_ex(self.key(&job.id), body, RECORD_TTL_S as u64).await?;
+            let _: () = conn
+                .set_ex(self.key(&job.id), body, RECORD_TTL_S as u64)
+                .await?;
             let _: () = conn.expire(self.log_key(&job.id), RECORD_TTL_S).await?;
         } else {
             let _: () = conn.set(self.key(&job.id), body).await?;

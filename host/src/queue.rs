@@ -45,7 +45,10 @@ impl Queue {
     }
 
     /// Creates the stream and the consumer group if they do not exist yet.
-    pub async fn ensure_group(&self, conn: &mut impl redis::aio::ConnectionLike) -> redis::RedisResult<()> {
+    pub async fn ensure_group(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+    ) -> redis::RedisResult<()> {
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&self.stream)
@@ -130,7 +133,11 @@ impl Queue {
     }
 
     /// Acknowledges and removes a finished entry.
-    pub async fn ack(&self, conn: &mut impl redis::aio::ConnectionLike, entry: &str) -> redis::RedisResult<()> {
+    pub async fn ack(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        entry: &str,
+    ) -> redis::RedisResult<()> {
         redis::pipe()
             .cmd("XACK")
             .arg(&self.stream)
@@ -146,7 +153,10 @@ impl Queue {
     }
 
     /// Entries waiting to be read plus entries held by workers.
-    pub async fn depth(&self, conn: &mut impl redis::aio::ConnectionLike) -> redis::RedisResult<u64> {
+    pub async fn depth(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+    ) -> redis::RedisResult<u64> {
         redis::cmd("XLEN").arg(&self.stream).query_async(conn).await
     }
 }

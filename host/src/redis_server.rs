@@ -46,10 +46,19 @@ pub async fn locate(
     let dir = data_dir.join("redis");
     std::fs::create_dir_all(&dir)?;
     let dir = std::fs::canonicalize(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new("redis-server")
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "yes", "--protected-mode", "yes"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--protected-mode",
+            "yes",
+        ])
         .arg("--dir")
         .arg(&dir)
         .stdin(Stdio::null())

@@ -18,7 +18,9 @@ use crate::worker::{Worker, pipeline::Context};
 pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let storage = Arc::new(match opts.storage {
-        StorageKind::Local => Storage::Local(LocalStorage::open(&opts.data_dir, &opts.public_url())?),
+        StorageKind::Local => {
+            Storage::Local(LocalStorage::open(&opts.data_dir, &opts.public_url())?)
+        }
         StorageKind::S3 => {
             let bucket = opts.s3_bucket.clone().ok_or_else(|| {
                 anyhow::anyhow!("--storage s3 needs --s3-bucket (or MEDIAHOST_S3_BUCKET)")
@@ -85,11 +87,7 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
             queue: queue.clone(),
             redis: client.clone(),
             concurrency: opts.concurrency.max(1),
-            name: format!(
-                "{}-{}",
-                hostname(),
-                std::process::id()
-            ),
+            name: format!("{}-{}", hostname(), std::process::id()),
         });
         let rx = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move { worker.run(rx).await }));
@@ -110,8 +108,8 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
         tracing::info!(listen = %opts.listen, "API listening");
         let mut rx = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(async move {
+            let serve =
+                axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|stop| *stop).await;
                 });
             if let Err(e) = serve.await {

@@ -39,11 +39,17 @@ pub async fn submit(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: SubmitJob = parse_body(&body)?;
-    let preset = state.registry.resolve(&req.preset, req.version.as_deref())?;
+    let preset = state
+        .registry
+        .resolve(&req.preset, req.version.as_deref())?;
     let resolved = params::resolve(&preset.descriptor.params, &req.params)?;
 
     let declared = &preset.descriptor.inputs;
-    if let Some(unknown) = req.inputs.keys().find(|k| !declared.iter().any(|d| &d.name == *k)) {
+    if let Some(unknown) = req
+        .inputs
+        .keys()
+        .find(|k| !declared.iter().any(|d| &d.name == *k))
+    {
         let names: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();
         return Err(ApiError::new(
             ErrorCode::InputsInvalid,
@@ -118,12 +124,8 @@ pub async fn submit(
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse().map_err(|_| {
-        ApiError::new(
-            ErrorCode::JobNotFound,
-            format!("'{id}' is not a job id"),
-        )
-    })
+    id.parse()
+        .map_err(|_| ApiError::new(ErrorCode::JobNotFound, format!("'{id}' is not a job id")))
 }
 
 async fn load(state: &SharedState, id: &str) -> Result<Job, ApiError> {

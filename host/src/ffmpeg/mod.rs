@@ -206,6 +206,10 @@ pub async fn run_with_progress(
 /// The wall-clock limit for an ffmpeg run over `media_s` seconds of media: generous for slow
 /// encodes, never unbounded, never a fixed constant that long inputs would hit.
 pub fn time_limit(media_s: f64) -> Duration {
-    let media_s = if media_s.is_finite() { media_s.max(0.0) } else { 0.0 };
+    let media_s = if media_s.is_finite() {
+        media_s.max(0.0)
+    } else {
+        0.0
+    };
     Duration::from_secs_f64((60.0 + 10.0 * media_s).min(12.0 * 3600.0))
 }

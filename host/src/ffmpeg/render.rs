@@ -67,8 +67,7 @@ pub fn render(
 
     let mut outputs = Vec::new();
     for output in &step.outputs {
-        let (muxer, ext, _) =
-            allowlist::container(&output.container).expect("validated container");
+        let container = allowlist::container(&output.container).expect("validated container");
         for (i, stream) in output.streams.iter().enumerate() {
             push(&mut argv, "-map", map_source(&stream.source));
             match &stream.codec {
@@ -92,8 +91,8 @@ pub fn render(
         if let Some(d) = output.duration_s {
             push(&mut argv, "-t", number(d));
         }
-        push(&mut argv, "-f", muxer.into());
-        let path = out_dir.join(format!("{}.{ext}", output.name));
+        push(&mut argv, "-f", container.muxer.into());
+        let path = out_dir.join(format!("{}.{}", output.name, container.extension));
         argv.push(path.clone().into_os_string());
         outputs.push(RenderedOutput {
             name: output.name.clone(),
@@ -217,7 +216,10 @@ mod tests {
                 name: "volume".into(),
                 value: wit::Value::Text("3.5dB".into()),
             }],
-            inputs: vec![wit::Pad::Stream(wit::StreamRef { input: 0, stream: 1 })],
+            inputs: vec![wit::Pad::Stream(wit::StreamRef {
+                input: 0,
+                stream: 1,
+            })],
             outputs: vec!["out".into()],
         };
         assert_eq!(node(&n), "[0:1]volume=volume=3.5dB[out]");

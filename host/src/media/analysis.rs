@@ -35,8 +35,14 @@ pub async fn loudness(
         .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.success {
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-        return Err(format!("loudness measurement of stream {stream} failed: {last}"));
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!(
+            "loudness measurement of stream {stream} failed: {last}"
+        ));
     }
     parse_summary(&stderr).ok_or_else(|| "ffmpeg printed no loudness summary".to_owned())
 }
@@ -78,6 +84,9 @@ mod tests {
         assert_eq!(l.lra_lu, 5.1);
         assert_eq!(l.true_peak_dbtp, -1.6);
         let silent = text.replace("-1.6 dBFS", "-inf dBFS");
-        assert_eq!(parse_summary(&silent).unwrap().true_peak_dbtp, f64::NEG_INFINITY);
+        assert_eq!(
+            parse_summary(&silent).unwrap().true_peak_dbtp,
+            f64::NEG_INFINITY
+        );
     }
 }

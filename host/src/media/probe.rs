@@ -185,7 +185,7 @@ fn stream(s: &Value) -> wit::StreamInfo {
 fn rotation(s: &Value) -> i32 {
     let from_side_data = s["side_data_list"].as_array().and_then(|list| {
         list.iter()
-            .find_map(|sd| sd.get("rotation").and_then(|r| num::<f64>(r)))
+            .find_map(|sd| sd.get("rotation").and_then(num::<f64>))
     });
     let degrees = from_side_data.or_else(|| num::<f64>(&s["tags"]["rotate"]).map(|r| -r));
     degrees.map(|d| d.round() as i32).unwrap_or(0)
@@ -214,7 +214,13 @@ mod tests {
         let wit::StreamDetail::Video(v) = &info.streams[0].detail else {
             panic!("not video")
         };
-        assert_eq!(v.frame_rate, Some(wit::Rational { num: 30000, den: 1001 }));
+        assert_eq!(
+            v.frame_rate,
+            Some(wit::Rational {
+                num: 30000,
+                den: 1001
+            })
+        );
         assert_eq!(v.average_frame_rate, None);
         assert_eq!(v.rotation_degrees, -90);
         assert!(info.streams[0].disposition.default);

@@ -41,13 +41,42 @@ pub const SAMPLE_FORMATS: &[&str] = &[
 ];
 
 pub const PIXEL_FORMATS: &[&str] = &[
-    "yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p", "yuv420p10le",
-    "yuv422p10le", "yuv444p10le", "nv12", "rgb24", "rgba", "gray", "bgr24",
+    "yuv420p",
+    "yuv422p",
+    "yuv444p",
+    "yuvj420p",
+    "yuvj422p",
+    "yuvj444p",
+    "yuv420p10le",
+    "yuv422p10le",
+    "yuv444p10le",
+    "nv12",
+    "rgb24",
+    "rgba",
+    "gray",
+    "bgr24",
 ];
 
 pub const LAYOUTS: &[&str] = &[
-    "mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "quad(side)", "3.1", "5.0",
-    "5.0(side)", "4.1", "5.1", "5.1(side)", "6.0", "6.1", "7.0", "7.1", "7.1(wide)",
+    "mono",
+    "stereo",
+    "2.1",
+    "3.0",
+    "3.0(back)",
+    "4.0",
+    "quad",
+    "quad(side)",
+    "3.1",
+    "5.0",
+    "5.0(side)",
+    "4.1",
+    "5.1",
+    "5.1(side)",
+    "6.0",
+    "6.1",
+    "7.0",
+    "7.1",
+    "7.1(wide)",
 ];
 
 const CHANNEL_NAMES: &[&str] = &[
@@ -102,7 +131,16 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("precision", Int(15, 33)),
             ("filter_size", Int(0, 128)),
             ("cutoff", Num(0.0, 1.0)),
-            ("dither_method", Choice(&["none", "rectangular", "triangular", "triangular_hp", "shibata"])),
+            (
+                "dither_method",
+                Choice(&[
+                    "none",
+                    "rectangular",
+                    "triangular",
+                    "triangular_hp",
+                    "shibata",
+                ]),
+            ),
         ],
         "alimiter" => &[
             ("level_in", Num(0.015625, 64.0)),
@@ -175,8 +213,14 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
         "scale" => &[
             ("w", Int(-8, 7680)),
             ("h", Int(-8, 4320)),
-            ("flags", Choice(&["bilinear", "bicubic", "lanczos", "area", "neighbor"])),
-            ("force_original_aspect_ratio", Choice(&["disable", "decrease", "increase"])),
+            (
+                "flags",
+                Choice(&["bilinear", "bicubic", "lanczos", "area", "neighbor"]),
+            ),
+            (
+                "force_original_aspect_ratio",
+                Choice(&["disable", "decrease", "increase"]),
+            ),
         ],
         "fps" => &[("fps", Rate)],
         "format" => &[("pix_fmts", List(ListOf::PixelFormats))],
@@ -187,9 +231,16 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("y", Int(0, 4320)),
         ],
         "setsar" => &[("sar", Rate)],
-        "transpose" => &[("dir", Choice(&["cclock_flip", "clock", "cclock", "clock_flip"]))],
+        "transpose" => &[(
+            "dir",
+            Choice(&["cclock_flip", "clock", "cclock", "clock_flip"]),
+        )],
         "thumbnail" => &[("n", Int(2, 1000))],
-        "tile" => &[("layout", Size), ("padding", Int(0, 64)), ("margin", Int(0, 64))],
+        "tile" => &[
+            ("layout", Size),
+            ("padding", Int(0, 64)),
+            ("margin", Int(0, 64)),
+        ],
         "overlay" => &[("x", Int(0, 7680)), ("y", Int(0, 4320))],
         _ => return None,
     })
@@ -201,7 +252,9 @@ pub fn list_ok(kind: ListOf, text: &str) -> bool {
         ListOf::SampleFormats => SAMPLE_FORMATS.contains(&item),
         ListOf::PixelFormats => PIXEL_FORMATS.contains(&item),
         ListOf::Layouts => LAYOUTS.contains(&item) || CHANNEL_NAMES.contains(&item),
-        ListOf::SampleRates => item.parse::<u32>().is_ok_and(|r| (8000..=768000).contains(&r)),
+        ListOf::SampleRates => item
+            .parse::<u32>()
+            .is_ok_and(|r| (8000..=768000).contains(&r)),
     })
 }
 
@@ -227,7 +280,14 @@ pub fn pan_ok(text: &str) -> bool {
 pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
     use Arg::*;
     const X26X_PRESETS: &[&str] = &[
-        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+        "ultrafast",
+        "superfast",
+        "veryfast",
+        "faster",
+        "fast",
+        "medium",
+        "slow",
+        "slower",
         "veryslow",
     ];
     Some(match codec {
@@ -250,7 +310,17 @@ pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("crf", Int(0, 51)),
             ("preset", Choice(X26X_PRESETS)),
             ("profile", Choice(&["baseline", "main", "high", "main10"])),
-            ("tune", Choice(&["film", "animation", "grain", "stillimage", "fastdecode", "zerolatency"])),
+            (
+                "tune",
+                Choice(&[
+                    "film",
+                    "animation",
+                    "grain",
+                    "stillimage",
+                    "fastdecode",
+                    "zerolatency",
+                ]),
+            ),
             ("g", Int(1, 1000)),
             ("maxrate", Int(10_000, 200_000_000)),
             ("bufsize", Int(10_000, 400_000_000)),
@@ -266,11 +336,20 @@ pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
     })
 }
 
-/// Containers a plan may write, with ffmpeg's muxer name, the file extension and muxer options.
-pub fn container(name: &str) -> Option<(&'static str, &'static str, &'static [(&'static str, Arg)])> {
+/// A container a plan may write.
+#[derive(Debug, Clone, Copy)]
+pub struct Container {
+    /// ffmpeg's muxer name (`-f`).
+    pub muxer: &'static str,
+    pub extension: &'static str,
+    pub muxer_options: &'static [(&'static str, Arg)],
+}
+
+/// Containers a plan may write; `None` when the container is not allowed.
+pub fn container(name: &str) -> Option<Container> {
     use Arg::*;
     const MOV: &[(&str, Arg)] = &[("movflags", Choice(&["+faststart", "faststart"]))];
-    Some(match name {
+    let (muxer, extension, muxer_options): (_, _, &'static [(&'static str, Arg)]) = match name {
         "wav" => ("wav", "wav", &[]),
         "flac" => ("flac", "flac", &[]),
         "mp3" => ("mp3", "mp3", &[("id3v2_version", Int(0, 4))]),
@@ -283,6 +362,11 @@ pub fn container(name: &str) -> Option<(&'static str, &'static str, &'static [(&
         "opus" => ("opus", "opus", &[]),
         "adts" => ("adts", "aac", &[]),
         _ => return None,
+    };
+    Some(Container {
+        muxer,
+        extension,
+        muxer_options,
     })
 }
 

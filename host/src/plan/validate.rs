@@ -74,7 +74,12 @@ pub fn validate_steps(
 }
 
 fn clip(s: &str) -> String {
-    let mut out: String = s.chars().take(40).collect::<String>().escape_debug().to_string();
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
     if s.chars().count() > 40 {
         out.push('…');
     }
@@ -212,13 +217,14 @@ fn validate_step(
                 "another output of this job already has this name".into(),
             ));
         }
-        let (_, _, muxer_opts) = allowlist::container(&output.container).ok_or_else(|| {
+        let container = allowlist::container(&output.container).ok_or_else(|| {
             reject(
                 where_.clone(),
                 format!("container '{}' is not allowed", clip(&output.container)),
             )
         })?;
-        check_options(&output.muxer_options, muxer_opts).map_err(|r| reject(where_.clone(), r))?;
+        check_options(&output.muxer_options, container.muxer_options)
+            .map_err(|r| reject(where_.clone(), r))?;
         check_tags(&output.metadata).map_err(|r| reject(where_.clone(), r))?;
         if let Some(d) = output.duration_s
             && !(d.is_finite() && d > 0.0 && d <= MAX_DURATION_S)
@@ -397,7 +403,10 @@ fn check_value(kind: &Arg, value: &wit::Value) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("value {} is not allowed (expected {kind:?})", show(value)))
+        Err(format!(
+            "value {} is not allowed (expected {kind:?})",
+            show(value)
+        ))
     }
 }
 

@@ -118,7 +118,10 @@ fn invalid(param: &str, detail: String) -> ApiError {
 }
 
 /// Validates a job's params and returns them with defaults filled in.
-pub fn resolve(specs: &[ParamSpec], given: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+pub fn resolve(
+    specs: &[ParamSpec],
+    given: &Map<String, Value>,
+) -> Result<Map<String, Value>, ApiError> {
     if let Some(unknown) = given.keys().find(|k| !specs.iter().any(|s| &s.name == *k)) {
         let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         return Err(invalid(
@@ -191,9 +194,8 @@ fn check_value(spec: &ParamSpec, v: &Value) -> Result<Value, String> {
         }
         ParamKind::Choice(s) => {
             let t = v.as_str().filter(|t| s.options.iter().any(|o| o == t));
-            t.map(Value::from).ok_or_else(|| {
-                format!("{name} must be one of: {}; got {v}", s.options.join(", "))
-            })
+            t.map(Value::from)
+                .ok_or_else(|| format!("{name} must be one of: {}; got {v}", s.options.join(", ")))
         }
     }
 }
@@ -283,7 +285,11 @@ mod tests {
     #[test]
     fn names_the_param_that_is_wrong() {
         let specs = [number("target", -70.0, -5.0, Some(-16.0))];
-        for bad in [json!({"target": "loud"}), json!({"target": -100}), json!({"other": 1})] {
+        for bad in [
+            json!({"target": "loud"}),
+            json!({"target": -100}),
+            json!({"other": 1}),
+        ] {
             let err = resolve(&specs, &given(bad)).unwrap_err();
             assert_eq!(err.code, ErrorCode::ParamsInvalid);
             assert!(err.extra.contains_key("param"));
@@ -302,8 +308,11 @@ mod tests {
             required: false,
         };
         assert!(resolve(std::slice::from_ref(&spec), &given(json!({"codec": "mp4"}))).is_err());
-        let out = resolve(&[spec.clone()], &given(json!({}))).unwrap();
-        assert_eq!(to_wit(&[spec], &out)[0].value, ParamValue::Text("flac".into()));
+        let out = resolve(std::slice::from_ref(&spec), &given(json!({}))).unwrap();
+        assert_eq!(
+            to_wit(&[spec], &out)[0].value,
+            ParamValue::Text("flac".into())
+        );
     }
 
     #[test]

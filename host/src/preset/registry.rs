@@ -103,7 +103,9 @@ impl Registry {
         let versions = presets.get(name).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::PresetNotFound,
-                format!("no preset named '{name}'; GET /v1/presets lists the presets this host has"),
+                format!(
+                    "no preset named '{name}'; GET /v1/presets lists the presets this host has"
+                ),
             )
             .with("preset", name)
         })?;
@@ -173,7 +175,10 @@ fn check_descriptor(d: &wit::Descriptor) -> Result<Version, LoadError> {
     let mut seen = HashSet::new();
     for input in &d.inputs {
         if !is_name(&input.name, 32) || !seen.insert(input.name.as_str()) {
-            return fail(format!("input name '{}' is invalid or repeated", input.name));
+            return fail(format!(
+                "input name '{}' is invalid or repeated",
+                input.name
+            ));
         }
     }
     if d.inputs.is_empty() {

@@ -98,7 +98,10 @@ impl v1::Host for Sandbox {
             }
             self.logs.push(PresetLog {
                 level,
-                message: format!("{} [log limit reached; the rest was dropped]", &message[..cut]),
+                message: format!(
+                    "{} [log limit reached; the rest was dropped]",
+                    &message[..cut]
+                ),
             });
             self.log_budget = 0;
             return;
@@ -258,8 +261,8 @@ impl Runtime {
             .pre
             .instantiate(&mut store)
             .map_err(|e| classify(e, self.limits.deadline, started, true))?;
-        let answer = f(&world, &mut store)
-            .map_err(|e| classify(e, self.limits.deadline, started, false))?;
+        let answer =
+            f(&world, &mut store).map_err(|e| classify(e, self.limits.deadline, started, false))?;
         let logs = std::mem::take(&mut store.data_mut().logs);
         Ok((answer, logs))
     }

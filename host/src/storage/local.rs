@@ -102,7 +102,8 @@ impl LocalStorage {
         let file = tokio::fs::File::open(src)
             .await
             .map_err(|e| StorageError::Failed(format!("cannot read {}: {e}", src.display())))?;
-        self.write(key, tokio_util::io::ReaderStream::new(file)).await?;
+        self.write(key, tokio_util::io::ReaderStream::new(file))
+            .await?;
         Ok(())
     }
 
@@ -115,8 +116,11 @@ impl LocalStorage {
         use futures::StreamExt;
         let dest = self.path(key);
         let parent = dest.parent().expect("object paths have a parent");
-        let fail = |e: &dyn std::fmt::Display| StorageError::Failed(format!("writing '{key}': {e}"));
-        tokio::fs::create_dir_all(parent).await.map_err(|e| fail(&e))?;
+        let fail =
+            |e: &dyn std::fmt::Display| StorageError::Failed(format!("writing '{key}': {e}"));
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| fail(&e))?;
         let tmp = parent.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
         let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| fail(&e))?;
         let mut written = 0u64;

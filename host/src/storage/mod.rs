@@ -85,14 +85,22 @@ impl Storage {
         })
     }
 
-    pub async fn presign_put(&self, key: &ObjectKey, ttl: Duration) -> Result<String, StorageError> {
+    pub async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
         match self {
             Self::Local(s) => Ok(s.signed_url("PUT", key, ttl)),
             Self::S3(s) => s.presign_put(key, ttl).await,
         }
     }
 
-    pub async fn presign_get(&self, key: &ObjectKey, ttl: Duration) -> Result<String, StorageError> {
+    pub async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
         match self {
             Self::Local(s) => Ok(s.signed_url("GET", key, ttl)),
             Self::S3(s) => s.presign_get(key, ttl).await,
@@ -148,7 +156,9 @@ mod tests {
 
     #[test]
     fn keys_cannot_escape_or_smuggle() {
-        for bad in ["", "/abs", "a/../b", "a//b", "..", "a/./b", "a b", "a\nb", "a%2f"] {
+        for bad in [
+            "", "/abs", "a/../b", "a//b", "..", "a/./b", "a b", "a\nb", "a%2f",
+        ] {
             assert!(ObjectKey::parse(bad).is_none(), "{bad:?} accepted");
         }
         assert!(ObjectKey::parse("uploads/0f3a/speech.wav").is_some());

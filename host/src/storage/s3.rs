@@ -54,7 +54,11 @@ impl S3Storage {
         PresigningConfig::expires_in(ttl).map_err(|e| StorageError::Failed(e.to_string()))
     }
 
-    pub async fn presign_put(&self, key: &ObjectKey, ttl: Duration) -> Result<String, StorageError> {
+    pub async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
         let req = self
             .client
             .put_object()
@@ -66,7 +70,11 @@ impl S3Storage {
         Ok(req.uri().to_owned())
     }
 
-    pub async fn presign_get(&self, key: &ObjectKey, ttl: Duration) -> Result<String, StorageError> {
+    pub async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
         let req = self
             .client
             .get_object()
@@ -109,11 +117,13 @@ impl S3Storage {
         {
             Ok(o) => o,
             Err(e) => {
-                return Err(if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    StorageError::NotFound(key.to_string())
-                } else {
-                    failed("GET", key, e)
-                });
+                return Err(
+                    if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                        StorageError::NotFound(key.to_string())
+                    } else {
+                        failed("GET", key, e)
+                    },
+                );
             }
         };
         let mut body = object.body;

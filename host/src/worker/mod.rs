@@ -32,7 +32,9 @@ impl Worker {
         for slot in 0..self.concurrency {
             let worker = self.clone();
             let shutdown = shutdown.clone();
-            slots.push(tokio::spawn(async move { worker.slot(slot, shutdown).await }));
+            slots.push(tokio::spawn(
+                async move { worker.slot(slot, shutdown).await },
+            ));
         }
         for s in slots {
             let _ = s.await;
@@ -107,8 +109,12 @@ impl Worker {
             return;
         }
         if delivery.reclaimed {
-            jobs.log(&id, "host", "reclaimed from a worker that stopped renewing its claim")
-                .await;
+            jobs.log(
+                &id,
+                "host",
+                "reclaimed from a worker that stopped renewing its claim",
+            )
+            .await;
         }
 
         let span = tracing::info_span!("job", id = %id, preset = %job.preset.name, version = %job.preset.version);
@@ -144,8 +150,12 @@ impl Worker {
         job.timings.started_at = Some(now_rfc3339());
         job.timings.queue_s = Some(job.age().as_secs_f64());
         jobs.put(&job).await?;
-        jobs.log(&job.id, "host", format!("attempt {} started on {consumer}", job.attempts))
-            .await;
+        jobs.log(
+            &job.id,
+            "host",
+            format!("attempt {} started on {consumer}", job.attempts),
+        )
+        .await;
         tracing::info!("job started");
 
         let preset = self
@@ -181,9 +191,10 @@ impl Worker {
             Ok(preset) => {
                 let ctx = self.ctx.clone();
                 let job = job.clone();
-                let handle = tokio::spawn(async move {
-                    pipeline::run(&ctx, &job, &preset, &progress_tx).await
-                });
+                let handle =
+                    tokio::spawn(
+                        async move { pipeline::run(&ctx, &job, &preset, &progress_tx).await },
+                    );
                 handle.await.unwrap_or_else(|e| {
                     Err(JobError::new(
                         ErrorCode::Internal,

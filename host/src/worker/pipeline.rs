@@ -96,7 +96,10 @@ impl MediaSet {
         }
     }
 
-    fn named(map: &BTreeMap<String, Media>, wrap: fn(String) -> wit::MediaRef) -> Vec<wit::NamedMedia> {
+    fn named(
+        map: &BTreeMap<String, Media>,
+        wrap: fn(String) -> wit::MediaRef,
+    ) -> Vec<wit::NamedMedia> {
         map.iter()
             .map(|(name, m)| wit::NamedMedia {
                 source: wrap(name.clone()),
@@ -158,9 +161,11 @@ impl Run<'_> {
 
     async fn download_and_probe(&mut self) -> Result<(), JobError> {
         for (name, uri) in &self.job.inputs {
-            let key = self.ctx.storage.parse_uri(uri).map_err(|e| {
-                JobError::new(ErrorCode::InputUriInvalid, "download", e.detail)
-            })?;
+            let key = self
+                .ctx
+                .storage
+                .parse_uri(uri)
+                .map_err(|e| JobError::new(ErrorCode::InputUriInvalid, "download", e.detail))?;
             let path = self.scratch.path().join("in").join(name);
             self.ctx
                 .storage
@@ -178,7 +183,8 @@ impl Run<'_> {
                         format!("input '{name}': {why}"),
                     ),
                 })?;
-            self.log("host", format!("downloaded input '{name}' from {uri}")).await;
+            self.log("host", format!("downloaded input '{name}' from {uri}"))
+                .await;
             let started = Instant::now();
             let info = probe::probe(&self.ctx.tools, &path).await;
             self.child_s += started.elapsed().as_secs_f64();
@@ -224,10 +230,20 @@ impl Run<'_> {
                                 JobError::new(
                                     ErrorCode::FfmpegFailed,
                                     "ffmpeg",
-                                    format!("step '{}' wrote an unreadable '{}': {e}", step.step().name, out.name),
+                                    format!(
+                                        "step '{}' wrote an unreadable '{}': {e}",
+                                        step.step().name,
+                                        out.name
+                                    ),
                                 )
                             })?;
-                            self.media.produced.insert(out.name, Media { path: out.path, info });
+                            self.media.produced.insert(
+                                out.name,
+                                Media {
+                                    path: out.path,
+                                    info,
+                                },
+                            );
                         }
                     }
                     if analyses.len() + work.analyses.len() > MAX_ANALYSES {
@@ -271,11 +287,13 @@ impl Run<'_> {
     ) -> Result<wit::Decision, JobError> {
         let runtime = self.ctx.runtime.clone();
         let preset = preset.clone();
-        let (answer, logs) = tokio::task::spawn_blocking(move || runtime.plan(&preset.compiled, &request))
-            .await
-            .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
+        let (answer, logs) =
+            tokio::task::spawn_blocking(move || runtime.plan(&preset.compiled, &request))
+                .await
+                .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
         for line in logs {
-            self.log("preset", format!("[{}] {}", line.level, line.message)).await;
+            self.log("preset", format!("[{}] {}", line.level, line.message))
+                .await;
         }
         match answer {
             Err(fault) => Err(JobError::new(
@@ -286,11 +304,19 @@ impl Run<'_> {
             Ok(Err(refusal)) => Err(JobError::new(
                 ErrorCode::PresetRefused,
                 "plan",
-                format!("{}: {}", clip(&refusal.code, 64), clip(&refusal.message, 1024)),
+                format!(
+                    "{}: {}",
+                    clip(&refusal.code, 64),
+                    clip(&refusal.message, 1024)
+                ),
             )),
             Ok(Ok(decision)) => {
                 let plan = serde_json::to_string(&decision).unwrap_or_default();
-                self.log("host", format!("round {round} plan: {}", clip(&plan, 16 << 10))).await;
+                self.log(
+                    "host",
+                    format!("round {round} plan: {}", clip(&plan, 16 << 10)),
+                )
+                .await;
                 Ok(decision)
             }
         }
@@ -325,10 +351,18 @@ impl Run<'_> {
         step: &ValidatedStep,
         deliver: bool,
     ) -> Result<Vec<render::RenderedOutput>, JobError> {
-        let dir = self.scratch.path().join(if deliver { "out" } else { "work" });
+        let dir = self
+            .scratch
+            .path()
+            .join(if deliver { "out" } else { "work" });
         let rendered = render::render(
             step,
-            |r| self.media.get(r).map(|m| m.path.clone()).unwrap_or_default(),
+            |r| {
+                self.media
+                    .get(r)
+                    .map(|m| m.path.clone())
+                    .unwrap_or_default()
+            },
             &dir,
         );
         let name = step.step().name.clone();
@@ -337,11 +371,19 @@ impl Run<'_> {
             .iter()
             .map(|a| shell_quote(&a.to_string_lossy()))
             .collect();
-        self.log("ffmpeg", format!("step '{name}': ffmpeg {}", shown.join(" "))).await;
+        self.log(
+            "ffmpeg",
+            format!("step '{name}': ffmpeg {}", shown.join(" ")),
+        )
+        .await;
 
         let media_s = self.step_media_s(step.step());
         let start = *self.progress.borrow();
-        let span = if deliver { 0.95 - start } else { (0.95 - start) * 0.5 };
+        let span = if deliver {
+            0.95 - start
+        } else {
+            (0.95 - start) * 0.5
+        };
         let progress = self.progress;
         let result = ffmpeg::run_with_progress(
             &self.ctx.tools.ffmpeg,
@@ -363,12 +405,17 @@ impl Run<'_> {
         )
         .await;
         let captured = result.map_err(|e| {
-            JobError::new(ErrorCode::FfmpegFailed, "ffmpeg", format!("step '{name}': {e}"))
+            JobError::new(
+                ErrorCode::FfmpegFailed,
+                "ffmpeg",
+                format!("step '{name}': {e}"),
+            )
         })?;
         self.child_s += captured.wall.as_secs_f64();
         let stderr = String::from_utf8_lossy(&captured.stderr).into_owned();
         if !captured.success {
-            self.log("ffmpeg", format!("step '{name}' stderr:\n{stderr}")).await;
+            self.log("ffmpeg", format!("step '{name}' stderr:\n{stderr}"))
+                .await;
             let last = stderr
                 .lines()
                 .rev()
@@ -380,13 +427,22 @@ impl Run<'_> {
                 format!("step '{name}' failed: {}", clip(last, 512)),
             ));
         }
-        self.log("ffmpeg", format!("step '{name}' finished in {:.2}s", captured.wall.as_secs_f64()))
-            .await;
+        self.log(
+            "ffmpeg",
+            format!(
+                "step '{name}' finished in {:.2}s",
+                captured.wall.as_secs_f64()
+            ),
+        )
+        .await;
         self.advance(start + span);
         Ok(rendered.outputs)
     }
 
-    async fn analyze(&mut self, request: wit::AnalysisRequest) -> Result<wit::AnalysisResult, JobError> {
+    async fn analyze(
+        &mut self,
+        request: wit::AnalysisRequest,
+    ) -> Result<wit::AnalysisResult, JobError> {
         let reject = |why: String| {
             JobError::new(
                 ErrorCode::PlanRejected,
@@ -407,7 +463,10 @@ impl Run<'_> {
             .iter()
             .any(|s| s.index == request.stream && s.kind == wit::StreamKind::Audio);
         if !is_audio {
-            return Err(reject(format!("stream {} is not an audio stream", request.stream)));
+            return Err(reject(format!(
+                "stream {} is not an audio stream",
+                request.stream
+            )));
         }
         let duration = media.info.container.duration_s.unwrap_or(0.0);
         let path = media.path.clone();
@@ -418,9 +477,8 @@ impl Run<'_> {
             }
         };
         self.child_s += started.elapsed().as_secs_f64();
-        let loudness = value.map_err(|why| {
-            JobError::new(ErrorCode::AnalysisFailed, "analyze", why)
-        })?;
+        let loudness =
+            value.map_err(|why| JobError::new(ErrorCode::AnalysisFailed, "analyze", why))?;
         self.log(
             "host",
             format!(
@@ -436,7 +494,10 @@ impl Run<'_> {
     }
 
     /// Uploads delivered files under deterministic keys, then the manifest, last.
-    async fn publish(&mut self, files: Vec<render::RenderedOutput>) -> Result<Vec<OutputRecord>, JobError> {
+    async fn publish(
+        &mut self,
+        files: Vec<render::RenderedOutput>,
+    ) -> Result<Vec<OutputRecord>, JobError> {
         let mut records = Vec::new();
         for file in files {
             let started = Instant::now();
@@ -449,7 +510,11 @@ impl Run<'_> {
                     format!("output '{}' is unreadable: {e}", file.name),
                 )
             })?;
-            let ext = file.path.extension().and_then(|e| e.to_str()).unwrap_or("bin");
+            let ext = file
+                .path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("bin");
             let key = ObjectKey::parse(&format!("jobs/{}/{}.{ext}", self.job.id, file.name))
                 .expect("output names are validated");
             let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
@@ -466,10 +531,13 @@ impl Run<'_> {
             "outputs": records,
         });
         let manifest_path = self.scratch.path().join("manifest.json");
-        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap_or_default())
-            .map_err(|e| JobError::new(ErrorCode::Internal, "upload", e.to_string()))?;
-        let key = ObjectKey::parse(&format!("jobs/{}/manifest.json", self.job.id))
-            .expect("a valid key");
+        std::fs::write(
+            &manifest_path,
+            serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+        )
+        .map_err(|e| JobError::new(ErrorCode::Internal, "upload", e.to_string()))?;
+        let key =
+            ObjectKey::parse(&format!("jobs/{}/manifest.json", self.job.id)).expect("a valid key");
         self.ctx
             .storage
             .upload(&manifest_path, &key, "application/json")
