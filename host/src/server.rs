@@ -53,6 +53,9 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
     let runtime = Arc::new(Runtime::new(SandboxLimits {
         deadline: Duration::from_millis(opts.preset_deadline_ms.max(1)),
         memory_bytes: opts.preset_memory_mib.max(1) << 20,
+        max_instances: u32::try_from(opts.concurrency * 2)
+            .unwrap_or(u32::MAX)
+            .max(64),
         ..SandboxLimits::default()
     })?);
     let registry = Arc::new(Registry::default());

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::v1::{self, PresetWorld, PresetWorldPre};
@@ -32,6 +35,8 @@ pub struct SandboxLimits {
     pub memory_bytes: usize,
     /// Bytes of log a single call may write; the rest is dropped with a note.
     pub log_bytes: usize,
+    /// Preset instances alive at once (the size of the pooling allocator's pool).
+    pub max_instances: u32,
 }
 
 impl Default for SandboxLimits {
@@ -40,6 +45,7 @@ impl Default for SandboxLimits {
             deadline: Duration::from_millis(100),
             memory_bytes: 64 << 20,
             log_bytes: 64 << 10,
+            max_instances: 64,
         }
     }
 }
@@ -135,6 +141,16 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.max_wasm_stack(512 << 10);
+        // Instances come from a pre-reserved pool: instantiation is then a few page resets,
+        // not fresh mmaps, which is what makes a fresh instance per call cheap.
+        let n = limits.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let mut linker = Linker::<Sandbox>::new(&engine);
