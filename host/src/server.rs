@@ -70,6 +70,8 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
             opts.presets_dir().display()
         ));
     }
+    let (tools, missing) = Tools::detect().await;
+    warnings.extend(missing);
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -84,7 +86,7 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
                 registry: registry.clone(),
                 runtime: runtime.clone(),
                 jobs: jobs.clone(),
-                tools: Tools::default(),
+                tools,
                 scratch_root: opts.data_dir.join("scratch"),
             }),
             queue: queue.clone(),

@@ -32,11 +32,13 @@ pub fn input_guard_args() -> Vec<OsString> {
     .collect()
 }
 
-/// Where the ffmpeg and ffprobe executables are.
+/// Where the ffmpeg and ffprobe executables are, and how they are contained.
 #[derive(Debug, Clone)]
 pub struct Tools {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// Run children in a fresh network namespace (no interfaces but a downed loopback).
+    pub isolate_network: bool,
 }
 
 impl Default for Tools {
@@ -44,8 +46,64 @@ impl Default for Tools {
         Self {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
+            isolate_network: false,
         }
     }
+}
+
+impl Tools {
+    /// Checks which containment mechanisms work here; returns what is missing, to be reported.
+    pub async fn detect() -> (Self, Vec<String>) {
+        let mut tools = Self {
+            isolate_network: true,
+            ..Self::default()
+        };
+        let mut missing = Vec::new();
+        let version = vec![OsString::from("-version")];
+        if let Err(e) = capture(&tools.ffprobe, &version, Duration::from_secs(10), &tools).await {
+            tools.isolate_network = false;
+            missing.push(format!(
+                "ffmpeg runs without a private network namespace ({e}); only its protocol \
+                 whitelist keeps it off the network"
+            ));
+        }
+        for tool in [&tools.ffmpeg, &tools.ffprobe] {
+            if let Err(e) = capture(tool, &version, Duration::from_secs(10), &tools).await {
+                missing.push(format!("{} does not run: {e}", tool.display()));
+            }
+        }
+        (tools, missing)
+    }
+}
+
+/// Resource limits on every ffmpeg/ffprobe child.
+const MAX_FILE_BYTES: u64 = 64 << 30;
+const MAX_ADDRESS_SPACE: u64 = 16 << 30;
+const MAX_OPEN_FILES: u64 = 1024;
+
+/// Applied in the child between fork and exec: only async-signal-safe system calls.
+fn contain(isolate_network: bool, cpu_s: u64) -> std::io::Result<()> {
+    let limit = |resource, value: u64| {
+        let rl = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: setrlimit with a valid pointer to an initialised struct.
+        if unsafe { libc::setrlimit(resource, &rl) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    limit(libc::RLIMIT_CPU, cpu_s)?;
+    limit(libc::RLIMIT_FSIZE, MAX_FILE_BYTES)?;
+    limit(libc::RLIMIT_AS, MAX_ADDRESS_SPACE)?;
+    limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES)?;
+    limit(libc::RLIMIT_CORE, 0)?;
+    // SAFETY: unshare takes flags only.
+    if isolate_network && unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Why a child process did not finish normally.
@@ -71,8 +129,21 @@ pub struct Captured {
 /// The most stderr kept per process; ffmpeg can be chatty on broken input.
 const STDERR_KEEP: usize = 64 << 10;
 
-fn command(program: &Path, args: &[OsString], cwd: Option<&Path>) -> Command {
+fn command(
+    program: &Path,
+    args: &[OsString],
+    cwd: Option<&Path>,
+    limit: Duration,
+    tools: &Tools,
+) -> Command {
     let mut cmd = Command::new(program);
+    let isolate_network = tools.isolate_network;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let cpu_s = limit.as_secs().max(1) * threads;
+    // SAFETY: `contain` makes only async-signal-safe system calls and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || contain(isolate_network, cpu_s));
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -98,9 +169,10 @@ pub async fn capture(
     program: &Path,
     args: &[OsString],
     limit: Duration,
+    tools: &Tools,
 ) -> Result<Captured, RunError> {
     let started = Instant::now();
-    let mut child = command(program, args, None)
+    let mut child = command(program, args, None, limit, tools)
         .spawn()
         .map_err(|e| spawn_error(program, e))?;
     let mut stdout = child.stdout.take().expect("piped stdout");
@@ -155,14 +227,15 @@ async fn read_tail(stream: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
 
 /// Runs ffmpeg with `-progress pipe:1` on stdout, reporting the output time reached (seconds).
 pub async fn run_with_progress(
-    program: &Path,
+    tools: &Tools,
     args: &[OsString],
     cwd: &Path,
     limit: Duration,
     mut on_progress: impl FnMut(f64),
 ) -> Result<Captured, RunError> {
     let started = Instant::now();
-    let mut child = command(program, args, Some(cwd))
+    let program = tools.ffmpeg.as_path();
+    let mut child = command(program, args, Some(cwd), limit, tools)
         .spawn()
         .map_err(|e| spawn_error(program, e))?;
     let stdout = child.stdout.take().expect("piped stdout");
@@ -212,4 +285,52 @@ pub fn time_limit(media_s: f64) -> Duration {
         0.0
     };
     Duration::from_secs_f64((60.0 + 10.0 * media_s).min(12.0 * 3600.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> (PathBuf, Vec<OsString>) {
+        ("bash".into(), vec!["-c".into(), script.into()])
+    }
+
+    #[tokio::test]
+    async fn children_get_no_network_and_resource_limits() {
+        let (tools, missing) = Tools::detect().await;
+        if !tools.isolate_network {
+            assert!(
+                missing.iter().any(|m| m.contains("network namespace")),
+                "a missing network namespace must be reported: {missing:?}"
+            );
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (program, args) = sh(&format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected; ulimit -n; ulimit -c"
+        ));
+        let out = capture(&program, &args, Duration::from_secs(10), &tools)
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("connected"), "{stdout}");
+        assert!(
+            listener.accept().is_err(),
+            "the loopback listener was reached"
+        );
+        assert_eq!(
+            stdout.lines().collect::<Vec<_>>(),
+            [MAX_OPEN_FILES.to_string().as_str(), "0"]
+        );
+    }
+
+    #[test]
+    fn time_limits_grow_with_the_media() {
+        assert_eq!(time_limit(0.0), Duration::from_secs(60));
+        assert!(time_limit(3600.0) > Duration::from_secs(3600));
+        assert_eq!(time_limit(f64::NAN), Duration::from_secs(60));
+        assert_eq!(time_limit(1e12), Duration::from_secs(12 * 3600));
+    }
 }

@@ -30,7 +30,7 @@ pub async fn loudness(
     ] {
         args.push(a.into());
     }
-    let out = ffmpeg::capture(&tools.ffmpeg, &args, ffmpeg::time_limit(duration_s))
+    let out = ffmpeg::capture(&tools.ffmpeg, &args, ffmpeg::time_limit(duration_s), tools)
         .await
         .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -26,7 +26,7 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeEr
             .map(Into::into),
     );
     args.push(file.as_os_str().to_owned());
-    let out = ffmpeg::capture(&tools.ffprobe, &args, Duration::from_secs(60))
+    let out = ffmpeg::capture(&tools.ffprobe, &args, Duration::from_secs(60), tools)
         .await
         .map_err(|e| ProbeError(e.to_string()))?;
     if !out.success {

@@ -386,7 +386,7 @@ impl Run<'_> {
         };
         let progress = self.progress;
         let result = ffmpeg::run_with_progress(
-            &self.ctx.tools.ffmpeg,
+            &self.ctx.tools,
             &rendered.argv,
             self.scratch.path(),
             ffmpeg::time_limit(media_s),
