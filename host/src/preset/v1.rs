@@ -10,6 +10,6 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, PartialEq],
 });
 
-pub use exports::mediahost::preset::preset::Guest;
-pub use mediahost::preset::host::Host;
-pub use mediahost::preset::types;
+pub use self::exports::mediahost::preset::preset::Guest;
+pub use self::mediahost::preset::host::Host;
+pub use self::mediahost::preset::types;

@@ -1,0 +1,54 @@
+//! The end-to-end harness for mediahost: real services, real ffmpeg, real HTTP.
+//!
+//! Each module owns one piece of the setup a test needs:
+//!
+//! - [`process`]: child processes that die with the test binary, free ports, log tails;
+//! - [`redis`]: a private `redis-server` on a free port;
+//! - [`s3`]: a private `s3s-fs` (S3-compatible server) and a SigV4 presigner to talk to it;
+//! - [`host`]: the `mediahost serve` binary under test, one per test binary where possible;
+//! - [`client`]: the HTTP calls a user makes (upload, submit, poll, download) and problem checks;
+//! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results.
+//!
+//! It is not for unit-testing the host's internals: everything here goes through the binary's
+//! public surface, the way a user or an operator would.
+
+pub mod client;
+pub mod host;
+pub mod media;
+pub mod process;
+pub mod redis;
+pub mod s3;
+
+pub use client::{Client, Problem};
+pub use host::Host;
+pub use media::{Fixtures, Loudness};
+pub use redis::Redis;
+pub use s3::S3Server;
+
+use std::path::PathBuf;
+
+/// The repository checkout this crate lives in.
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("tests/ has a parent directory")
+        .to_path_buf()
+}
+
+/// Cargo's target directory for the root workspace: `$CARGO_TARGET_DIR` or `<repo>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                // cargo resolves a relative CARGO_TARGET_DIR against where it was run; the
+                // scripts run it from the repository root.
+                repo_root().join(dir)
+            }
+        }
+        _ => repo_root().join("target"),
+    }
+}
