@@ -3,15 +3,19 @@
 //! Not here: what the command line says. That is rendered from a validated plan in
 //! [`render`], the one place argv is built.
 
+pub mod confine;
 pub mod render;
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
+
+use confine::DirAccess;
 
 /// Demuxers an input may be read with. Playlist and script demuxers (hls, concat, ffconcat),
 /// devices, network-ish and image-sequence demuxers are absent on purpose.
@@ -39,6 +43,8 @@ pub struct Tools {
     pub ffprobe: PathBuf,
     /// Run children in a fresh network namespace (no interfaces but a downed loopback).
     pub isolate_network: bool,
+    /// Confine children's filesystem access with Landlock.
+    pub confine_fs: bool,
 }
 
 impl Default for Tools {
@@ -47,6 +53,7 @@ impl Default for Tools {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             isolate_network: false,
+            confine_fs: false,
         }
     }
 }
@@ -54,21 +61,45 @@ impl Default for Tools {
 impl Tools {
     /// Checks which containment mechanisms work here; returns what is missing, to be reported.
     pub async fn detect() -> (Self, Vec<String>) {
-        let mut tools = Self {
-            isolate_network: true,
-            ..Self::default()
-        };
+        let mut tools = Self::default();
         let mut missing = Vec::new();
         let version = vec![OsString::from("-version")];
-        if let Err(e) = capture(&tools.ffprobe, &version, Duration::from_secs(10), &tools).await {
-            tools.isolate_network = false;
-            missing.push(format!(
+        let limit = Duration::from_secs(10);
+        let try_with = |tools: Tools| {
+            let version = version.clone();
+            async move { capture(&tools.ffprobe, &version, limit, &tools, None).await }
+        };
+        let netns = Self {
+            isolate_network: true,
+            ..tools.clone()
+        };
+        match try_with(netns).await {
+            Ok(_) => tools.isolate_network = true,
+            Err(e) => missing.push(format!(
                 "ffmpeg runs without a private network namespace ({e}); only its protocol \
                  whitelist keeps it off the network"
-            ));
+            )),
+        }
+        let landlock = Self {
+            confine_fs: true,
+            ..tools.clone()
+        };
+        match confine::supported() {
+            Err(e) => missing.push(format!(
+                "ffmpeg's filesystem access is not confined: {e}; only the demuxer, protocol \
+                 and filter allowlists keep it to the job's files"
+            )),
+            Ok(()) => match try_with(landlock).await {
+                Ok(out) if out.success => tools.confine_fs = true,
+                Ok(out) => missing.push(format!(
+                    "ffmpeg does not run under Landlock: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => missing.push(format!("ffmpeg does not run under Landlock: {e}")),
+            },
         }
         for tool in [&tools.ffmpeg, &tools.ffprobe] {
-            if let Err(e) = capture(tool, &version, Duration::from_secs(10), &tools).await {
+            if let Err(e) = capture(tool, &version, limit, &tools, None).await {
                 missing.push(format!("{} does not run: {e}", tool.display()));
             }
         }
@@ -82,7 +113,7 @@ const MAX_ADDRESS_SPACE: u64 = 16 << 30;
 const MAX_OPEN_FILES: u64 = 1024;
 
 /// Applied in the child between fork and exec: only async-signal-safe system calls.
-fn contain(isolate_network: bool, cpu_s: u64) -> std::io::Result<()> {
+fn contain(isolate_network: bool, cpu_s: u64, fs: Option<&OwnedFd>) -> std::io::Result<()> {
     let limit = |resource, value: u64| {
         let rl = libc::rlimit {
             rlim_cur: value,
@@ -102,6 +133,9 @@ fn contain(isolate_network: bool, cpu_s: u64) -> std::io::Result<()> {
     // SAFETY: unshare takes flags only.
     if isolate_network && unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    if let Some(fd) = fs {
+        confine::enforce(fd)?;
     }
     Ok(())
 }
@@ -132,17 +166,25 @@ const STDERR_KEEP: usize = 64 << 10;
 fn command(
     program: &Path,
     args: &[OsString],
-    cwd: Option<&Path>,
+    dir: Option<(&Path, DirAccess)>,
     limit: Duration,
     tools: &Tools,
-) -> Command {
+) -> Result<Command, RunError> {
     let mut cmd = Command::new(program);
     let isolate_network = tools.isolate_network;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let cpu_s = limit.as_secs().max(1) * threads;
+    let fs = if tools.confine_fs {
+        confine::ruleset(dir).map_err(|error| RunError::Spawn {
+            program: program.display().to_string(),
+            error: format!("cannot build its Landlock ruleset: {error}"),
+        })?
+    } else {
+        None
+    };
     // SAFETY: `contain` makes only async-signal-safe system calls and allocates nothing.
     unsafe {
-        cmd.pre_exec(move || contain(isolate_network, cpu_s));
+        cmd.pre_exec(move || contain(isolate_network, cpu_s, fs.as_ref()));
     }
     cmd.args(args)
         .stdin(Stdio::null())
@@ -151,10 +193,10 @@ fn command(
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .kill_on_drop(true);
-    if let Some(dir) = cwd {
+    if let Some((dir, DirAccess::ReadWrite)) = dir {
         cmd.current_dir(dir);
     }
-    cmd
+    Ok(cmd)
 }
 
 fn spawn_error(program: &Path, e: std::io::Error) -> RunError {
@@ -164,17 +206,25 @@ fn spawn_error(program: &Path, e: std::io::Error) -> RunError {
     }
 }
 
-/// Runs a program to completion, collecting stdout and the tail of stderr.
+/// Runs a program to completion, collecting stdout and the tail of stderr. `readable` is the
+/// one directory it may read besides the system's.
 pub async fn capture(
     program: &Path,
     args: &[OsString],
     limit: Duration,
     tools: &Tools,
+    readable: Option<&Path>,
 ) -> Result<Captured, RunError> {
     let started = Instant::now();
-    let mut child = command(program, args, None, limit, tools)
-        .spawn()
-        .map_err(|e| spawn_error(program, e))?;
+    let mut child = command(
+        program,
+        args,
+        readable.map(|d| (d, DirAccess::Read)),
+        limit,
+        tools,
+    )?
+    .spawn()
+    .map_err(|e| spawn_error(program, e))?;
     let mut stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let work = async {
@@ -235,9 +285,15 @@ pub async fn run_with_progress(
 ) -> Result<Captured, RunError> {
     let started = Instant::now();
     let program = tools.ffmpeg.as_path();
-    let mut child = command(program, args, Some(cwd), limit, tools)
-        .spawn()
-        .map_err(|e| spawn_error(program, e))?;
+    let mut child = command(
+        program,
+        args,
+        Some((cwd, DirAccess::ReadWrite)),
+        limit,
+        tools,
+    )?
+    .spawn()
+    .map_err(|e| spawn_error(program, e))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let work = async {
@@ -311,7 +367,7 @@ mod tests {
         let (program, args) = sh(&format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected; ulimit -n; ulimit -c"
         ));
-        let out = capture(&program, &args, Duration::from_secs(10), &tools)
+        let out = capture(&program, &args, Duration::from_secs(10), &tools, None)
             .await
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -324,6 +380,46 @@ mod tests {
             stdout.lines().collect::<Vec<_>>(),
             [MAX_OPEN_FILES.to_string().as_str(), "0"]
         );
+    }
+
+    #[tokio::test]
+    async fn children_reach_only_the_directory_they_are_given() {
+        let (tools, missing) = Tools::detect().await;
+        if !tools.confine_fs {
+            assert!(
+                missing.iter().any(|m| m.contains("Landlock")),
+                "missing confinement must be reported: {missing:?}"
+            );
+            return;
+        }
+        let job = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(job.path().join("input"), "job bytes").unwrap();
+        std::fs::write(other.path().join("canary"), "canary bytes").unwrap();
+        let read = |path: &Path| format!("cat {}", path.display());
+        let limit = Duration::from_secs(10);
+
+        let (program, args) = sh(&read(&job.path().join("input")));
+        let out = capture(&program, &args, limit, &tools, Some(job.path()))
+            .await
+            .unwrap();
+        assert!(out.success, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, b"job bytes");
+
+        for target in [other.path().join("canary"), PathBuf::from("/etc/hostname")] {
+            let (program, args) = sh(&read(&target));
+            let out = capture(&program, &args, limit, &tools, Some(job.path()))
+                .await
+                .unwrap();
+            assert!(!out.success, "{} was readable", target.display());
+            assert!(out.stdout.is_empty());
+        }
+
+        let (program, args) = sh(&format!("echo x > {}/written", job.path().display()));
+        let out = capture(&program, &args, limit, &tools, Some(job.path()))
+            .await
+            .unwrap();
+        assert!(!out.success, "a read-only job directory was written to");
     }
 
     #[test]

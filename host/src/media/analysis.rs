@@ -30,9 +30,15 @@ pub async fn loudness(
     ] {
         args.push(a.into());
     }
-    let out = ffmpeg::capture(&tools.ffmpeg, &args, ffmpeg::time_limit(duration_s), tools)
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = ffmpeg::capture(
+        &tools.ffmpeg,
+        &args,
+        ffmpeg::time_limit(duration_s),
+        tools,
+        file.parent(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.success {
         let last = stderr

@@ -26,9 +26,15 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeEr
             .map(Into::into),
     );
     args.push(file.as_os_str().to_owned());
-    let out = ffmpeg::capture(&tools.ffprobe, &args, Duration::from_secs(60), tools)
-        .await
-        .map_err(|e| ProbeError(e.to_string()))?;
+    let out = ffmpeg::capture(
+        &tools.ffprobe,
+        &args,
+        Duration::from_secs(60),
+        tools,
+        file.parent(),
+    )
+    .await
+    .map_err(|e| ProbeError(e.to_string()))?;
     if !out.success {
         let reason = last_line(&out.stderr).replace(&file.display().to_string(), "input");
         return Err(ProbeError(if reason.is_empty() {

@@ -1,0 +1,90 @@
+//! Filesystem confinement of ffmpeg and ffprobe with Landlock: the system's libraries and
+//! configuration read-only, the job's own directory as the task needs it, nothing else.
+//!
+//! The ruleset is built in the parent (it allocates); the child only enforces it between fork
+//! and exec, with two system calls.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use landlock::{
+    ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, path_beneath_rules,
+};
+
+/// The Landlock ABI whose rights are handled; newer kernels enforce at least this much.
+const ABI_VERSION: ABI = ABI::V3;
+
+/// What the child may read besides its job directory: programs and libraries, the loader's
+/// cache and the few configuration files ffmpeg's libraries open. Missing paths are skipped.
+/// The rest of `/etc`, `/proc`, `/sys`, `/home`, `/root`, `/tmp` and the host's data directory
+/// are out of reach.
+const SYSTEM_READ_ONLY: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/fonts",
+    "/etc/OpenCL",
+    "/dev/null",
+    "/dev/zero",
+    "/dev/urandom",
+];
+
+/// How a child may use its job directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirAccess {
+    Read,
+    ReadWrite,
+}
+
+/// Builds a ruleset: system paths read-only plus `dir` with the given access. `Ok(None)` when
+/// the kernel does not enforce Landlock.
+pub fn ruleset(dir: Option<(&Path, DirAccess)>) -> Result<Option<OwnedFd>, String> {
+    let read = AccessFs::from_read(ABI_VERSION);
+    let all = AccessFs::from_all(ABI_VERSION);
+    let mut created = Ruleset::default()
+        .handle_access(all)
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(SYSTEM_READ_ONLY, read)))
+        .map_err(|e| e.to_string())?;
+    if let Some((dir, access)) = dir {
+        let rights = match access {
+            DirAccess::Read => read,
+            DirAccess::ReadWrite => all,
+        };
+        created = created
+            .add_rules(path_beneath_rules([dir], rights))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(created.into())
+}
+
+/// Tells whether this kernel enforces Landlock at all.
+pub fn supported() -> Result<(), String> {
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(ABI_VERSION))
+        .and_then(|r| r.create())
+        .map_err(|e| e.to_string())?;
+    let fd: Option<OwnedFd> = status.into();
+    fd.map(|_| ())
+        .ok_or_else(|| "the kernel does not enforce Landlock".to_owned())
+}
+
+/// Enforces a ruleset on the calling process. Only async-signal-safe system calls.
+pub fn enforce(fd: &OwnedFd) -> std::io::Result<()> {
+    // SAFETY: prctl and landlock_restrict_self take plain integers.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
