@@ -57,8 +57,14 @@ impl Host {
 
     /// Starts a host of its own with a fresh Redis (and s3s-fs for [`StorageKind::S3`]).
     pub fn start(storage: StorageKind) -> Result<Host, String> {
+        Host::start_with_presets(storage, &presets_dir())
+    }
+
+    /// Like [`Host::start`], loading presets from `presets_dir` instead of the built-in ones
+    /// (the adversarial tests add hostile components next to copies of the built-in ones).
+    pub fn start_with_presets(storage: StorageKind, presets_dir: &Path) -> Result<Host, String> {
         let binary = mediahost_binary();
-        let presets_dir = presets_dir();
+        let presets_dir = presets_dir.to_path_buf();
         let warnings = staleness_warnings(&binary, &presets_dir);
         let redis = Redis::start();
         let s3 = (storage == StorageKind::S3).then(|| {
