@@ -23,16 +23,7 @@ impl LocalStorage {
     pub fn open(data_dir: &Path, public_url: &str) -> anyhow::Result<Self> {
         let root = data_dir.join("objects");
         std::fs::create_dir_all(&root)?;
-        let key_path = data_dir.join("url-signing.key");
-        let key = match std::fs::read(&key_path) {
-            Ok(k) if k.len() >= 32 => k,
-            _ => {
-                let mut k = vec![0u8; 32];
-                rand::fill(&mut k[..]);
-                write_private(&key_path, &k)?;
-                k
-            }
-        };
+        let key = signing_key(&data_dir.join("url-signing.key"))?;
         Ok(Self {
             root,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -155,16 +146,40 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Reads the URL-signing key, creating it if this is the first process on this data directory.
+/// Creation is exclusive, so API and worker processes starting together agree on one key.
+fn signing_key(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
+    let mut key = vec![0u8; 32];
+    rand::fill(&mut key[..]);
+    match std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
+        .open(path)
+    {
+        Ok(mut f) => {
+            f.write_all(&key)?;
+            f.sync_all()?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another process may be writing it right now: wait for all 32 bytes.
+            for _ in 0..50 {
+                let existing = std::fs::read(path)?;
+                if existing.len() >= 32 {
+                    return Ok(existing);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::io::Error::other(format!(
+                "{} is shorter than 32 bytes; remove it to make a new key",
+                path.display()
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
