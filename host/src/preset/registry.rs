@@ -136,6 +136,12 @@ impl Registry {
             })
     }
 
+    /// One exact version, as a job is pinned to it.
+    pub fn get(&self, name: &str, version: &Version) -> Option<Arc<Preset>> {
+        let presets = self.presets.read().expect("registry lock");
+        presets.get(name)?.get(version).cloned()
+    }
+
     /// Every loaded preset, grouped by name, versions oldest first.
     pub fn all(&self) -> Vec<(String, Vec<Arc<Preset>>)> {
         let presets = self.presets.read().expect("registry lock");

@@ -158,10 +158,7 @@ impl Worker {
         .await;
         tracing::info!("job started");
 
-        let preset = self
-            .ctx
-            .registry
-            .resolve(&job.preset.name, Some(&format!("={}", job.preset.version)));
+        let preset = self.ctx.registry.get(&job.preset.name, &job.preset.version);
 
         let shared = Arc::new(Mutex::new(job.clone()));
         let (progress_tx, progress_rx) = watch::channel(0.0);
@@ -183,12 +180,15 @@ impl Worker {
         };
 
         let result = match preset {
-            Err(e) => Err(JobError::new(
+            None => Err(JobError::new(
                 ErrorCode::PresetNotFound,
                 "plan",
-                format!("this worker does not have the pinned preset: {}", e.detail),
+                format!(
+                    "this worker does not have the pinned preset {}@{}; load it on every worker",
+                    job.preset.name, job.preset.version
+                ),
             )),
-            Ok(preset) => {
+            Some(preset) => {
                 let ctx = self.ctx.clone();
                 let job = job.clone();
                 let handle =
