@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use mediahost_e2e::client::expect_problem;
 use mediahost_e2e::host::{self, StorageKind};
 use mediahost_e2e::{Client, Host, media, process};
 use serde_json::{Value, json};
@@ -458,12 +459,7 @@ async fn components_that_cannot_describe_themselves_are_refused_at_load() {
         !listing.contains("hostile-describe"),
         "refused presets are not listed: {listing}"
     );
-    for name in [
-        "hostile-loop",
-        "hostile-plan",
-        "hostile-wasi",
-        "audio-convert",
-    ] {
+    for name in ["hostile-loop", "hostile-plan", "audio-convert"] {
         assert!(listing.contains(name), "{name} is listed: {listing}");
     }
     eprintln!(
@@ -473,33 +469,47 @@ async fn components_that_cannot_describe_themselves_are_refused_at_load() {
     assert_still_works(&client).await;
 }
 
+/// The host links no filesystem and no sockets: a preset that imports them (here one that tries
+/// to read files, list `/`, read the environment and connect to the loopback listener) is refused
+/// at load, with the import named, and jobs cannot reach it.
 #[tokio::test]
-async fn wasi_gives_a_preset_no_files_environment_or_network() {
+async fn a_preset_importing_files_or_sockets_is_refused_at_load() {
     let s = suite();
     let client = client();
+    let started = Instant::now();
+    let health = client.get_json("/healthz").await;
+    let warning = health["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|w| w.contains("hostile-wasi-1.0.0.wasm"))
+        .unwrap_or_else(|| panic!("/healthz warns about hostile-wasi: {health:#}"))
+        .to_owned();
+    assert!(
+        warning.contains("wasi:filesystem") || warning.contains("wasi:sockets"),
+        "the refusal names the import: {warning}"
+    );
+    let listing = client.get_json("/v1/presets").await.to_string();
+    assert!(!listing.contains("hostile-wasi"), "not listed: {listing}");
+
     let uri = tone_uri(&client).await;
     let addr = format!("127.0.0.1:{}", s.listener.port);
     let path = s.canary.path.display().to_string();
-    let body = job("hostile-wasi", &uri, json!({ "path": path, "addr": addr }));
-    let done = attack(
-        &client,
-        "preset: WASI file/env/dir/TCP",
-        body,
-        &["COMPLETED"],
-        PRESET_BOUND,
-    )
-    .await;
-    let report = &done["report"];
-    for key in ["file", "passwd", "root", "tcp"] {
-        let got = report[key].as_str().unwrap_or("");
-        assert!(
-            got.starts_with("error"),
-            "{key} must have failed in the sandbox: {report:#}"
-        );
-    }
-    assert_eq!(
-        report["env"], "",
-        "the preset sees no environment: {report:#}"
+    let resp = client
+        .submit(&job(
+            "hostile-wasi",
+            &uri,
+            json!({ "path": path, "addr": addr }),
+        ))
+        .await;
+    expect_problem(resp, 404, "PRESET_NOT_FOUND").await;
+    eprintln!(
+        "[adversarial] | {:<44} | {:<18} | {:>6.2}s | {:<13} |",
+        "preset: WASI file/env/dir/TCP imports",
+        "refused at load",
+        started.elapsed().as_secs_f64(),
+        "no"
     );
     assert_still_works(&client).await;
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder,
@@ -154,7 +154,7 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let mut linker = Linker::<Sandbox>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        link_wasi(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         PresetWorld::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
@@ -288,6 +288,43 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         *self._ticker.stop.lock().expect("epoch ticker lock") = true;
     }
+}
+
+/// The resource table, as the WASI I/O bindings want it.
+struct Table;
+
+impl HasData for Table {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Links only the WASI interfaces a preset built with Rust's standard library imports: I/O
+/// streams, stdio, environment, exit, clocks and randomness, all empty, frozen or seeded. No
+/// filesystem and no sockets: a component that imports them is refused at load.
+fn link_wasi(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync::io};
+    use wasmtime_wasi::random::WasiRandom;
+
+    io::error::add_to_linker::<Sandbox, Table>(linker, |s| &mut s.table)?;
+    io::poll::add_to_linker::<Sandbox, Table>(linker, |s| &mut s.table)?;
+    io::streams::add_to_linker::<Sandbox, Table>(linker, |s| &mut s.table)?;
+    clocks::wall_clock::add_to_linker::<Sandbox, WasiClocks>(linker, Sandbox::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<Sandbox, WasiClocks>(linker, Sandbox::clocks)?;
+    random::random::add_to_linker::<Sandbox, WasiRandom>(linker, |s| s.wasi.random())?;
+    random::insecure::add_to_linker::<Sandbox, WasiRandom>(linker, |s| s.wasi.random())?;
+    random::insecure_seed::add_to_linker::<Sandbox, WasiRandom>(linker, |s| s.wasi.random())?;
+    cli::exit::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::environment::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::stdin::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::stdout::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::stderr::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::terminal_input::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::terminal_output::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::terminal_stdin::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::terminal_stdout::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    cli::terminal_stderr::add_to_linker::<Sandbox, WasiCli>(linker, Sandbox::cli)?;
+    Ok(())
 }
 
 fn classify(
