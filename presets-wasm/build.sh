@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every preset crate in this workspace as a WebAssembly component (release,
-# wasm32-wasip2) and copies each to dist/<package name>-<package version>.wasm, where the host
+# wasm32-wasip2) and copies each to dist/<preset name>-<preset version>.wasm, where the host
 # loads presets from. Runs from any directory; installs nothing (needs the wasm32-wasip2 target:
 # `rustup target add wasm32-wasip2`).
 set -euo pipefail
@@ -16,14 +16,30 @@ fi
 cargo build --release --target wasm32-wasip2 "$@"
 
 mkdir -p dist
-# Each member's name and version, from its own Cargo.toml (the [package] table's first
-# `name =` and `version =` lines).
+
+# `toml_value FILE TABLE KEY`: the string value of KEY in [TABLE] of FILE (first match), or
+# nothing. Enough TOML for our manifests: `key = "value"` lines under `[table]` headers.
+toml_value() {
+    awk -v table="[$2]" -v key="$3" '
+        /^[[:space:]]*\[/ { in_table = ($0 == table); next }
+        in_table && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" {
+            sub(/^[^=]*=[[:space:]]*"/, ""); sub(/".*$/, ""); print; exit
+        }' "$1"
+}
+
+# A member's artifact is named after its package; its dist file after the preset it is: the
+# `[package.metadata.preset]` name and version when the manifest has that table (two versions
+# of one preset are two packages, and packages in a workspace need distinct names), else the
+# package's own name and version.
 members=$(sed -n '/^members/,/]/p' Cargo.toml | grep -o '"[^"]*"' | tr -d '"')
 for member in $members; do
     manifest="$member/Cargo.toml"
-    name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1)
-    version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$manifest" | head -n1)
-    artifact="target/wasm32-wasip2/release/${name//-/_}.wasm"
+    package=$(toml_value "$manifest" package name)
+    name=$(toml_value "$manifest" package.metadata.preset name)
+    version=$(toml_value "$manifest" package.metadata.preset version)
+    name=${name:-$package}
+    version=${version:-$(toml_value "$manifest" package version)}
+    artifact="target/wasm32-wasip2/release/${package//-/_}.wasm"
     if [[ -z "$name" || -z "$version" || ! -f "$artifact" ]]; then
         echo "build.sh: no component for '$member' (name='$name' version='$version', looked for $artifact)" >&2
         exit 1
