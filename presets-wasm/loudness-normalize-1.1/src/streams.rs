@@ -3,7 +3,7 @@
 
 use preset_sdk::{AudioStream, MediaInfo, Refusal, StreamKind, refuse};
 
-use crate::format::OutputFormat;
+use measured_loudness::OutputFormat;
 
 /// Subtitle codecs Matroska carries; others (MP4's mov_text, ...) are left out of an MKV.
 const MKV_SUBTITLES: [&str; 7] = [

@@ -1,7 +1,7 @@
 //! Which file the delivered audio goes into: the `codec` choices these presets share, their
 //! containers and encoders, and the headroom each needs below the true-peak ceiling.
 
-use preset_sdk::{Encoder, Refusal, refuse};
+use preset_sdk::{AudioStream, Encoder, Refusal, refuse};
 
 /// The `codec` param's choices, in the order presets list them.
 pub const CODECS: [&str; 5] = ["wav", "flac", "mp3", "aac", "opus"];
@@ -72,6 +72,49 @@ impl OutputFormat {
         })
     }
 
+    /// The format for a `codec` choice or `auto` (the format class of `audio`'s codec, FLAC
+    /// for anything else), kept as close to `audio` as the encoder allows: what
+    /// [`for_codec`](OutputFormat::for_codec) gives, except that WAV keeps 16-bit, 24-bit and
+    /// float PCM as it is, FLAC keeps 16-bit audio 16-bit and MP3 takes at most two channels.
+    ///
+    /// ```
+    /// use measured_loudness::OutputFormat;
+    /// use preset_sdk::{MediaInfo, StreamInfo};
+    ///
+    /// let info = MediaInfo::new(&["wav"]).with_stream(StreamInfo::new_audio(0, "pcm_s16le", 44_100, 6));
+    /// let audio = info.best_audio().unwrap();
+    /// let wav = OutputFormat::for_audio("auto", &audio).unwrap();
+    /// assert_eq!((wav.codec, wav.encoder.codec.as_str()), ("wav", "pcm_s16le"));
+    /// assert_eq!(OutputFormat::for_audio("mp3", &audio).unwrap().encoder.channels, Some(2));
+    /// ```
+    pub fn for_audio(codec: &str, audio: &AudioStream) -> Result<OutputFormat, Refusal> {
+        let codec = match codec {
+            "auto" => auto_codec(audio.codec()),
+            choice => CODECS.iter().find(|c| **c == choice).ok_or_else(|| {
+                refuse(
+                    "CODEC_UNSUPPORTED",
+                    format!("codec '{choice}' is not one of auto, {}", CODECS.join(", ")),
+                )
+            })?,
+        };
+        let mut format = OutputFormat::for_codec(codec, audio.sample_rate())?;
+        match codec {
+            "wav" => {
+                if let same @ ("pcm_s16le" | "pcm_s24le" | "pcm_f32le") = audio.codec() {
+                    format.encoder = Encoder::new(same);
+                }
+            }
+            "flac" => {
+                if let Some("s16" | "s16p") = audio.sample_format() {
+                    format.encoder = format.encoder.sample_format("s16");
+                }
+            }
+            "mp3" if audio.channels() > 2 => format.encoder = format.encoder.channels(2),
+            _ => {}
+        }
+        Ok(format)
+    }
+
     /// dB kept free below the true-peak ceiling: lossless output lands where it was measured,
     /// lossy decoding adds overshoot of up to about a dB.
     ///
@@ -81,6 +124,17 @@ impl OutputFormat {
     /// ```
     pub fn headroom_db(&self) -> f64 {
         if self.lossy { 1.0 } else { 0.1 }
+    }
+}
+
+/// `auto`'s choice for audio in `input_codec`: its format class, FLAC for anything else.
+fn auto_codec(input_codec: &str) -> &'static str {
+    match input_codec {
+        pcm if pcm.starts_with("pcm_") => "wav",
+        "mp3" => "mp3",
+        "aac" => "aac",
+        "opus" => "opus",
+        _ => "flac",
     }
 }
 
@@ -105,6 +159,7 @@ fn lossy(codec: &'static str, container: &'static str, encoder: Encoder) -> Outp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use preset_sdk::{MediaInfo, StreamInfo};
 
     #[test]
     fn every_choice_has_a_container_and_encoder() {
@@ -140,6 +195,92 @@ mod tests {
                 .unwrap()
                 .headroom_db(),
             0.1
+        );
+    }
+
+    fn format_for(codec_param: &str, stream: StreamInfo) -> OutputFormat {
+        let info = MediaInfo::new(&["x"]).with_stream(stream);
+        OutputFormat::for_audio(codec_param, &info.best_audio().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn auto_keeps_the_format_class() {
+        let cases = [
+            ("pcm_s16le", "wav", "pcm_s16le"),
+            ("pcm_f32le", "wav", "pcm_f32le"),
+            ("pcm_s32le", "wav", "pcm_s24le"),
+            ("flac", "flac", "flac"),
+            ("mp3", "mp3", "libmp3lame"),
+            ("aac", "m4a", "aac"),
+            ("opus", "opus", "libopus"),
+            ("vorbis", "flac", "flac"),
+        ];
+        for (input, container, encoder) in cases {
+            let format = format_for("auto", StreamInfo::new_audio(0, input, 44_100, 2));
+            assert_eq!(
+                (format.container, format.encoder.codec.as_str()),
+                (container, encoder),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn lossy_formats_carry_bit_rates_and_headroom() {
+        let mp3 = format_for("mp3", StreamInfo::new_audio(0, "flac", 44_100, 2));
+        assert_eq!(mp3.encoder.bit_rate, Some(320_000));
+        assert_eq!(mp3.headroom_db(), 1.0);
+        let aac = format_for("aac", StreamInfo::new_audio(0, "flac", 44_100, 2));
+        assert_eq!(
+            (aac.container, aac.encoder.bit_rate),
+            ("m4a", Some(256_000))
+        );
+        let opus = format_for("opus", StreamInfo::new_audio(0, "flac", 44_100, 2));
+        assert_eq!(
+            (opus.encoder.bit_rate, opus.encoder.sample_rate),
+            (Some(192_000), Some(48_000))
+        );
+        assert_eq!(
+            format_for("wav", StreamInfo::new_audio(0, "mp3", 44_100, 2)).headroom_db(),
+            0.1
+        );
+    }
+
+    #[test]
+    fn mp3_gets_an_mpeg_rate_and_at_most_two_channels() {
+        let format = format_for("mp3", StreamInfo::new_audio(0, "flac", 96_000, 6));
+        assert_eq!(
+            (format.encoder.sample_rate, format.encoder.channels),
+            (Some(48_000), Some(2))
+        );
+        let format = format_for("mp3", StreamInfo::new_audio(0, "flac", 88_200, 2));
+        assert_eq!(format.encoder.sample_rate, Some(44_100));
+        let format = format_for("mp3", StreamInfo::new_audio(0, "flac", 22_050, 1));
+        assert_eq!(
+            (format.encoder.sample_rate, format.encoder.channels),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn sixteen_bit_flac_stays_sixteen_bit() {
+        let s16 = StreamInfo::new_audio(0, "pcm_s16le", 48_000, 2).with_sample_format("s16");
+        assert_eq!(
+            format_for("flac", s16).encoder.sample_format.as_deref(),
+            Some("s16")
+        );
+        let s32 = StreamInfo::new_audio(0, "pcm_s24le", 48_000, 2).with_sample_format("s32");
+        assert_eq!(format_for("flac", s32).encoder.sample_format, None);
+    }
+
+    #[test]
+    fn auto_and_unknown_choices_are_named_in_the_refusal() {
+        let info = MediaInfo::new(&["x"]).with_stream(StreamInfo::new_audio(0, "flac", 44_100, 2));
+        let refusal = OutputFormat::for_audio("wma", &info.best_audio().unwrap()).unwrap_err();
+        assert_eq!(refusal.code, "CODEC_UNSUPPORTED");
+        assert_eq!(
+            refusal.message,
+            "codec 'wma' is not one of auto, wav, flac, mp3, aac, opus"
         );
     }
 }

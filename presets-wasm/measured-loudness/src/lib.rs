@@ -15,7 +15,7 @@ pub mod format;
 mod passes;
 
 pub use format::OutputFormat;
-pub use passes::{Delivery, Progress, Source, Target, normalize};
+pub use passes::{Delivery, Progress, Source, Target, Unreachable, normalize, normalize_with};
 
 use preset_sdk::FilterNode;
 

@@ -111,25 +111,111 @@ pub fn normalize(
     target: &Target,
     source: &Source,
 ) -> Result<Progress, Refusal> {
+    normalize_with(request, target, source, None)
+        .map_err(|unreachable| unreachable.refusal(target, source))
+}
+
+/// [`normalize`] with `pre_gain` (an `acompressor` for a loudness-range limit, say) run before
+/// the gain in every limited pass, and the passes tried handed back when none landed, for a
+/// refusal in the caller's words. What `pre_gain` does to the loudness is only known once
+/// measured, so with one there is never plain gain: every delivery is a measured pass.
+///
+/// ```
+/// use measured_loudness::*;
+/// use preset_sdk::*;
+///
+/// let source = Source {
+///     media: MediaRef::input("main"),
+///     stream: 0,
+///     sample_rate: 48_000,
+///     loudness: Loudness::new(-20.0, -8.0, 12.0),
+/// };
+/// let target = Target { target_lufs: -16.0, ceiling_db: -1.5, headroom_db: 0.1 };
+/// let compress = FilterNode::new("acompressor").arg("ratio", 2.0);
+/// let progress = normalize_with(&PlanRequest::new(3), &target, &source, Some(&compress));
+/// let Ok(Progress::Next(work)) = progress else { panic!("a limited pass") };
+/// assert!(work.steps[0].find_filter("acompressor").is_some());
+/// ```
+pub fn normalize_with(
+    request: &PlanRequest,
+    target: &Target,
+    source: &Source,
+    pre_gain: Option<&FilterNode>,
+) -> Result<Progress, Unreachable> {
     let gain_db = target.target_lufs - source.loudness.integrated_lufs;
     let peak_after_gain = source.loudness.true_peak_dbtp + gain_db;
-    if peak_after_gain <= target.ceiling_db - target.headroom_db {
+    if pre_gain.is_none() && peak_after_gain <= target.ceiling_db - target.headroom_db {
         log::info(format!(
             "linear gain {gain_db:+.2} dB keeps the peak at {peak_after_gain:.2} dBTP"
         ));
         return Ok(Progress::Deliver(Delivery::Linear { gain_db }));
     }
-    let planner = Planner { target, source };
+    let planner = Planner {
+        target,
+        source,
+        pre_gain,
+    };
     planner.limited(request, gain_db)
+}
+
+/// No limited pass landed near enough to the target under the ceiling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreachable {
+    /// Each pass tried, in order: its gain in dB and what it measured.
+    pub passes: Vec<(f64, Loudness)>,
+}
+
+impl Unreachable {
+    /// What the passes gave, for a refusal: "gain +4.00 dB -> -17.50 LUFS / -1.60 dBTP; ...".
+    ///
+    /// ```
+    /// use preset_sdk::Loudness;
+    ///
+    /// let unreachable = measured_loudness::Unreachable {
+    ///     passes: vec![(4.0, Loudness::new(-17.5, -1.6, 1.0))],
+    /// };
+    /// assert_eq!(unreachable.passes_gave(), "gain +4.00 dB -> -17.50 LUFS / -1.60 dBTP");
+    /// ```
+    pub fn passes_gave(&self) -> String {
+        let passes: Vec<String> = self
+            .passes
+            .iter()
+            .map(|(gain_db, m)| {
+                format!(
+                    "gain {:+.2} dB -> {:.2} LUFS / {:.2} dBTP",
+                    gain_db, m.integrated_lufs, m.true_peak_dbtp
+                )
+            })
+            .collect();
+        passes.join("; ")
+    }
+
+    /// The `TARGET_UNREACHABLE` refusal [`normalize`] gives.
+    fn refusal(&self, target: &Target, source: &Source) -> Refusal {
+        let input = &source.loudness;
+        refuse(
+            "TARGET_UNREACHABLE",
+            format!(
+                "{} LUFS under a {} dBTP ceiling is out of reach ({:.2} LUFS, {:.2} dBTP before gain): {} limiter passes gave {}; lower the target or raise the ceiling",
+                target.target_lufs,
+                target.ceiling_db,
+                input.integrated_lufs,
+                input.true_peak_dbtp,
+                self.passes.len(),
+                self.passes_gave()
+            ),
+        )
+    }
 }
 
 struct Planner<'a> {
     target: &'a Target,
     source: &'a Source,
+    pre_gain: Option<&'a FilterNode>,
 }
 
 impl Planner<'_> {
-    fn limited(&self, request: &PlanRequest, first_gain_db: f64) -> Result<Progress, Refusal> {
+    fn limited(&self, request: &PlanRequest, first_gain_db: f64) -> Result<Progress, Unreachable> {
         let mut pass = Pass {
             number: 1,
             gain_db: first_gain_db,
@@ -177,10 +263,12 @@ impl Planner<'_> {
                 ));
                 Ok(Progress::Deliver(delivery(request, pass)))
             }
-            None => Err(refuse(
-                "TARGET_UNREACHABLE",
-                self.unreachable_message(&done),
-            )),
+            None => Err(Unreachable {
+                passes: done
+                    .iter()
+                    .filter_map(|p| p.measured.map(|m| (p.gain_db, m)))
+                    .collect(),
+            }),
         }
     }
 
@@ -247,11 +335,12 @@ impl Planner<'_> {
         }
     }
 
-    /// gain -> 4x upsample -> limiter -> back to the source rate, into a float WAV (lossless,
-    /// and nothing clips before the final encode).
+    /// [pre-gain ->] gain -> 4x upsample -> limiter -> back to the source rate, into a float
+    /// WAV (lossless, and nothing clips before the final encode).
     fn limiter_step(&self, pass: &Pass) -> Step {
         let rate = self.source.sample_rate;
         let chain = Chain::new(Pad::stream(0, self.source.stream))
+            .then_maybe(self.pre_gain.cloned())
             .then(volume(pass.gain_db))
             .then(FilterNode::new("aresample").arg("sample_rate", rate * OVERSAMPLING))
             .then(
@@ -270,30 +359,6 @@ impl Planner<'_> {
                 Output::new(pass.name(), "wav")
                     .audio(Pad::link("limited"), Encoder::new("pcm_f32le")),
             )
-    }
-
-    fn unreachable_message(&self, done: &[Pass]) -> String {
-        let passes: Vec<String> = done
-            .iter()
-            .filter_map(|p| {
-                p.measured.as_ref().map(|m| {
-                    format!(
-                        "gain {:+.2} dB -> {:.2} LUFS / {:.2} dBTP",
-                        p.gain_db, m.integrated_lufs, m.true_peak_dbtp
-                    )
-                })
-            })
-            .collect();
-        let input = &self.source.loudness;
-        format!(
-            "{} LUFS under a {} dBTP ceiling is out of reach ({:.2} LUFS, {:.2} dBTP before gain): {} limiter passes gave {}; lower the target or raise the ceiling",
-            self.target.target_lufs,
-            self.target.ceiling_db,
-            input.integrated_lufs,
-            input.true_peak_dbtp,
-            done.len(),
-            passes.join("; ")
-        )
     }
 }
 
