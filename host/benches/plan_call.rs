@@ -1,13 +1,14 @@
 //! Plan-call latency: instantiate a fresh sandboxed instance of a built preset, call `plan`, drop
-//! it. Also the one-off cost of compiling the component.
+//! it. Also what loading a component costs: cold (compile + describe) and warm (the compiled
+//! artifact from the on-disk cache + describe).
 //!
 //! Run: `cargo bench -p mediahost --bench plan_call` (after `presets-wasm/build.sh`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mediahost::preset::registry::Registry;
-use mediahost::preset::runtime::{Runtime, SandboxLimits};
+use mediahost::preset::registry;
+use mediahost::preset::runtime::{CompiledFrom, Runtime, SandboxLimits};
 use mediahost::preset::wit;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -19,19 +20,31 @@ fn main() {
     let file = dist.join("loudness-normalize-1.0.0.wasm");
     let bytes = std::fs::read(&file)
         .unwrap_or_else(|e| panic!("{}: {e}; run presets-wasm/build.sh first", file.display()));
-    let runtime = Runtime::new(SandboxLimits::default()).expect("engine");
+    let runtime = Runtime::new(SandboxLimits::default(), None).expect("engine");
 
-    let mut compile = Vec::new();
+    let mut cold = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let registry = Registry::default();
-        registry.add(&runtime, &bytes).expect("preset loads");
-        compile.push(started.elapsed());
+        let (_, from) = registry::load(&runtime, &bytes).expect("preset loads");
+        cold.push(started.elapsed());
+        assert_eq!(from, CompiledFrom::Compiled);
     }
-    compile.sort();
+    cold.sort();
 
-    let registry = Registry::default();
-    let preset = registry.add(&runtime, &bytes).expect("preset loads");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let cached =
+        Runtime::new(SandboxLimits::default(), Some(cache.path().to_owned())).expect("engine");
+    registry::load(&cached, &bytes).expect("preset loads");
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (_, from) = registry::load(&cached, &bytes).expect("preset loads");
+        warm.push(started.elapsed());
+        assert_eq!(from, CompiledFrom::Cache);
+    }
+    warm.sort();
+
+    let (preset, _) = registry::load(&runtime, &bytes).expect("preset loads");
     let request = wit::PlanRequest {
         round: 2,
         inputs: vec![wit::NamedMedia {
@@ -114,9 +127,20 @@ fn main() {
 
     println!("preset: loudness-normalize 1.0.0 ({} bytes)", bytes.len());
     println!(
-        "compile + describe (cold load):      p50 {:>9.2?}  max {:>9.2?}  (n=5)",
-        percentile(&compile, 0.5),
-        compile[compile.len() - 1]
+        "cold load (compile + describe):       p50 {:>9.2?}  max {:>9.2?}  (n={})",
+        percentile(&cold, 0.5),
+        cold[cold.len() - 1],
+        cold.len()
+    );
+    println!(
+        "warm load (cached artifact + describe): p50 {:>9.2?}  max {:>9.2?}  (n={})",
+        percentile(&warm, 0.5),
+        warm[warm.len() - 1],
+        warm.len()
+    );
+    println!(
+        "cold / warm (p50): {:.0}x",
+        percentile(&cold, 0.5).as_secs_f64() / percentile(&warm, 0.5).as_secs_f64()
     );
     println!(
         "plan call (fresh instance each time): p50 {:>9.2?}  p99 {:>9.2?}  (n={})",

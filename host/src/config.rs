@@ -20,13 +20,23 @@ pub struct Cli {
     pub options: Options,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// The HTTP API and workers in one process (the default set-up).
     Serve,
     /// Only the HTTP API.
     Api,
     /// Only workers.
+    Worker,
+    /// Publish, list, show, yank and dry-run presets on a running host (over its HTTP API).
+    Preset(crate::cli::PresetArgs),
+}
+
+/// What a server process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Serve,
+    Api,
     Worker,
 }
 
@@ -127,6 +137,26 @@ pub struct Options {
     )]
     pub reclaim_after_s: u64,
 
+    /// Seconds between a process's reconciles of its presets with the catalog in Redis (changes
+    /// are also announced at once; this bounds how stale a process that missed one can be).
+    #[arg(
+        long,
+        env = "MEDIAHOST_PRESET_RECONCILE_S",
+        default_value_t = 10,
+        global = true
+    )]
+    pub preset_reconcile_s: u64,
+
+    /// The bearer token for publishing and yanking presets. When not given, the host uses the
+    /// file `admin-token` in the data directory, creating it with a random token.
+    #[arg(
+        long,
+        env = "MEDIAHOST_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
     /// Milliseconds a preset call may run.
     #[arg(
         long,
@@ -157,6 +187,14 @@ impl Options {
         self.public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    pub fn preset_reconcile(&self) -> Duration {
+        Duration::from_secs(self.preset_reconcile_s.max(1))
+    }
+
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
     }
 
     pub fn reclaim_after(&self) -> Duration {

@@ -25,6 +25,11 @@ pub enum ErrorCode {
     InputUnreadable,
     JobNotFound,
     UploadInvalid,
+    Unauthorized,
+    PresetInvalid,
+    PresetInterfaceUnsupported,
+    PresetVersionExists,
+    PresetTooLarge,
     SignatureInvalid,
     PresetRefused,
     PresetFailed,
@@ -51,6 +56,11 @@ impl ErrorCode {
             Self::InputUnreadable => "INPUT_UNREADABLE",
             Self::JobNotFound => "JOB_NOT_FOUND",
             Self::UploadInvalid => "UPLOAD_INVALID",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::PresetInvalid => "PRESET_INVALID",
+            Self::PresetInterfaceUnsupported => "PRESET_INTERFACE_UNSUPPORTED",
+            Self::PresetVersionExists => "PRESET_VERSION_EXISTS",
+            Self::PresetTooLarge => "PRESET_TOO_LARGE",
             Self::SignatureInvalid => "SIGNATURE_INVALID",
             Self::PresetRefused => "PRESET_REFUSED",
             Self::PresetFailed => "PRESET_FAILED",
@@ -69,6 +79,9 @@ impl ErrorCode {
             Self::RequestMalformed => StatusCode::BAD_REQUEST,
             Self::NotFound | Self::PresetNotFound | Self::JobNotFound => StatusCode::NOT_FOUND,
             Self::SignatureInvalid => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::PresetVersionExists => StatusCode::CONFLICT,
+            Self::PresetTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::PresetVersionNotFound
             | Self::VersionRequirementInvalid
             | Self::ParamsInvalid
@@ -77,6 +90,8 @@ impl ErrorCode {
             | Self::InputNotFound
             | Self::InputUnreadable
             | Self::UploadInvalid
+            | Self::PresetInvalid
+            | Self::PresetInterfaceUnsupported
             | Self::PresetRefused
             | Self::PlanRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::StorageFailed | Self::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +115,13 @@ impl ErrorCode {
             Self::InputUnreadable => "An input is not readable media",
             Self::JobNotFound => "No job with that id",
             Self::UploadInvalid => "The upload request is invalid",
+            Self::Unauthorized => "This endpoint needs the admin token",
+            Self::PresetInvalid => "The component is not a usable preset",
+            Self::PresetInterfaceUnsupported => {
+                "The component targets an interface version this host does not support"
+            }
+            Self::PresetVersionExists => "That preset version is already published",
+            Self::PresetTooLarge => "The component is larger than this host accepts",
             Self::SignatureInvalid => "The signed URL is invalid or expired",
             Self::PresetRefused => "The preset refused to plan this job",
             Self::PresetFailed => "The preset failed while planning",
@@ -205,3 +227,10 @@ impl std::fmt::Display for JobError {
 }
 
 impl std::error::Error for JobError {}
+
+impl From<JobError> for ApiError {
+    /// A job failure answered to a request (a dry run): the same code, with the step.
+    fn from(e: JobError) -> Self {
+        ApiError::new(e.code, e.message).with("step", e.step)
+    }
+}

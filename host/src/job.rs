@@ -92,6 +92,9 @@ pub struct Job {
     pub report: Option<Map<String, Value>>,
     pub error: Option<JobError>,
     pub attempts: u32,
+    /// The job this one replays, for `POST /v1/jobs/{id}/replay`.
+    #[serde(default)]
+    pub replay_of: Option<Uuid>,
     pub created_unix_ms: u64,
     pub timings: Timings,
 }
@@ -124,6 +127,7 @@ impl Job {
             report: None,
             error: None,
             attempts: 0,
+            replay_of: None,
             created_unix_ms: unix_ms(now),
             timings: Timings {
                 created_at: now_rfc3339(),

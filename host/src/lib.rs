@@ -5,6 +5,7 @@
 //! [`storage`] keeps its inputs and outputs. [`error`] is the one taxonomy of failures.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ffmpeg;
@@ -14,6 +15,7 @@ pub mod plan;
 pub mod preset;
 pub mod queue;
 pub mod redis_server;
+pub mod secret;
 pub mod server;
 pub mod storage;
 pub mod worker;

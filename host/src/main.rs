@@ -1,7 +1,7 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use mediahost::config::Cli;
+use mediahost::config::{Cli, Command, Role};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -13,7 +13,13 @@ async fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    match mediahost::server::run(cli.command, cli.options).await {
+    let role = match cli.command {
+        Command::Serve => Role::Serve,
+        Command::Api => Role::Api,
+        Command::Worker => Role::Worker,
+        Command::Preset(args) => return mediahost::cli::run(args, &cli.options).await,
+    };
+    match mediahost::server::run(role, cli.options).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mediahost: {e:#}");

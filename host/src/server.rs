@@ -6,16 +6,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
-use crate::config::{Command, Options, StorageKind};
+use crate::config::{Options, Role, StorageKind};
 use crate::ffmpeg::Tools;
 use crate::job::JobStore;
-use crate::preset::registry::Registry;
+use crate::preset::catalog::Catalog;
 use crate::preset::runtime::{Runtime, SandboxLimits};
 use crate::queue::Queue;
 use crate::storage::{Storage, local::LocalStorage, s3};
 use crate::worker::{Worker, pipeline::Context};
 
-pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
+pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let storage = Arc::new(match opts.storage {
         StorageKind::Local => {
@@ -50,23 +50,36 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
     let queue = Queue::new(&opts.redis_prefix, opts.reclaim_after());
     queue.ensure_group(&mut manager.clone()).await?;
 
-    let runtime = Arc::new(Runtime::new(SandboxLimits {
-        deadline: Duration::from_millis(opts.preset_deadline_ms.max(1)),
-        memory_bytes: opts.preset_memory_mib.max(1) << 20,
-        max_instances: u32::try_from(opts.concurrency * 2)
-            .unwrap_or(u32::MAX)
-            .max(64),
-        ..SandboxLimits::default()
-    })?);
-    let registry = Arc::new(Registry::default());
-    let refused = registry.load_dir(&runtime, &opts.presets_dir())?;
-    let mut warnings: Vec<String> = refused
-        .into_iter()
-        .map(|(file, why)| format!("preset {file} refused: {why}"))
-        .collect();
-    if registry.all().is_empty() {
+    let runtime = Arc::new(Runtime::new(
+        SandboxLimits {
+            deadline: Duration::from_millis(opts.preset_deadline_ms.max(1)),
+            memory_bytes: opts.preset_memory_mib.max(1) << 20,
+            max_instances: u32::try_from(opts.concurrency * 2)
+                .unwrap_or(u32::MAX)
+                .max(64),
+            ..SandboxLimits::default()
+        },
+        Some(opts.data_dir.join("preset-cache")),
+    )?);
+    let catalog = Arc::new(Catalog::new(
+        manager.clone(),
+        client.clone(),
+        storage.clone(),
+        runtime.clone(),
+        &opts.redis_prefix,
+    ));
+    let mut warnings = catalog.seed_dir(&opts.presets_dir()).await?;
+    let reconciled = catalog.reconcile().await;
+    if reconciled.failed > 0 {
         warnings.push(format!(
-            "no presets loaded from {}; build them with presets-wasm/build.sh",
+            "{} published preset versions could not be loaded; see the log",
+            reconciled.failed
+        ));
+    }
+    if catalog.registry().is_empty() {
+        warnings.push(format!(
+            "no presets loaded from {} or the catalog; build them with presets-wasm/build.sh \
+             or publish one with `mediahost preset push`",
             opts.presets_dir().display()
         ));
     }
@@ -77,17 +90,19 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut tasks = vec![catalog.spawn_sync(opts.preset_reconcile(), shutdown_rx.clone())];
+    let scratch_root = opts.data_dir.join("scratch");
+    std::fs::create_dir_all(&scratch_root)?;
 
-    if command != Command::Api {
+    if role != Role::Api {
         let worker = Arc::new(Worker {
             ctx: Arc::new(Context {
                 storage: storage.clone(),
-                registry: registry.clone(),
+                catalog: catalog.clone(),
                 runtime: runtime.clone(),
                 jobs: jobs.clone(),
-                tools,
-                scratch_root: opts.data_dir.join("scratch"),
+                tools: tools.clone(),
+                scratch_root: scratch_root.clone(),
             }),
             queue: queue.clone(),
             redis: client.clone(),
@@ -99,9 +114,16 @@ pub async fn run(command: Command, opts: Options) -> anyhow::Result<()> {
         tracing::info!(concurrency = opts.concurrency, "workers started");
     }
 
-    if command != Command::Worker {
+    if role != Role::Worker {
         let state = Arc::new(AppState {
-            registry,
+            catalog,
+            runtime,
+            tools,
+            scratch_root,
+            admin_token: crate::secret::admin_token(
+                opts.admin_token.as_deref(),
+                &opts.admin_token_file(),
+            )?,
             storage,
             jobs,
             queue,

@@ -1,4 +1,5 @@
-//! `POST /v1/jobs`, `GET /v1/jobs/{id}` and `GET /v1/jobs/{id}/logs`.
+//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/logs` and
+//! `POST /v1/jobs/{id}/replay`.
 //!
 //! Submission does all the checking a request can get up front: the preset and its version, the
 //! params against the preset's schema, the input names against what it declares, and that every
@@ -19,7 +20,8 @@ use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
 use crate::job::{Job, PresetPin};
 use crate::preset::params;
-use crate::storage::StorageError;
+use crate::preset::registry::Preset;
+use crate::storage::{ObjectKey, StorageError};
 
 /// How long a download URL in a job view stays valid.
 const DOWNLOAD_TTL: Duration = Duration::from_secs(3600);
@@ -40,14 +42,64 @@ pub async fn submit(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: SubmitJob = parse_body(&body)?;
     let preset = state
-        .registry
-        .resolve(&req.preset, req.version.as_deref())?;
+        .catalog
+        .resolve(&req.preset, req.version.as_deref())
+        .await?;
     let resolved = params::resolve(&preset.descriptor.params, &req.params)?;
+    check_input_names(&preset, req.inputs.keys())?;
+    for (name, uri) in &req.inputs {
+        check_input_exists(&state, name, uri).await?;
+    }
 
+    let job = Job::new(
+        PresetPin {
+            name: preset.name.clone(),
+            version: preset.version.clone(),
+            sha256: preset.sha256.clone(),
+        },
+        req.inputs,
+        resolved,
+    );
+    accept(&state, job).await
+}
+
+/// `POST /v1/jobs/{id}/replay`: a new job with the identical inputs, pinned version and params.
+/// The version need not resolve any more: a yanked version replays.
+pub async fn replay(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let original = load(&state, &id).await?;
+    let pin = &original.preset;
+    match state.catalog.get(&pin.name, &pin.version).await {
+        Some(p) if p.sha256 == pin.sha256 => {}
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::PresetVersionNotFound,
+                format!(
+                    "job {id} ran {}@{} (sha256 {}), which this host's catalog no longer has",
+                    pin.name, pin.version, pin.sha256
+                ),
+            ));
+        }
+    }
+    let mut job = Job::new(
+        original.preset.clone(),
+        original.inputs.clone(),
+        original.params.clone(),
+    );
+    job.replay_of = Some(original.id);
+    accept(&state, job).await
+}
+
+/// Every input name is one the preset declares, and every required one is given.
+pub(super) fn check_input_names<'a>(
+    preset: &Preset,
+    names: impl Iterator<Item = &'a String> + Clone,
+) -> Result<(), ApiError> {
     let declared = &preset.descriptor.inputs;
-    if let Some(unknown) = req
-        .inputs
-        .keys()
+    if let Some(unknown) = names
+        .clone()
         .find(|k| !declared.iter().any(|d| &d.name == *k))
     {
         let names: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();
@@ -63,7 +115,7 @@ pub async fn submit(
     }
     if let Some(missing) = declared
         .iter()
-        .find(|d| d.required && !req.inputs.contains_key(&d.name))
+        .find(|d| d.required && !names.clone().any(|n| n == &d.name))
     {
         return Err(ApiError::new(
             ErrorCode::InputsInvalid,
@@ -74,38 +126,35 @@ pub async fn submit(
         )
         .with("input", missing.name.as_str()));
     }
-    for (name, uri) in &req.inputs {
-        let key = state
-            .storage
-            .parse_uri(uri)
-            .map_err(|e| e.with("input", name.as_str()))?;
-        match state.storage.size(&key).await {
-            Ok(_) => {}
-            Err(StorageError::NotFound(_)) => {
-                return Err(ApiError::new(
-                    ErrorCode::InputNotFound,
-                    format!(
-                        "input '{name}' ({uri}) has no object; upload it first \
-                         (POST /v1/uploads, then PUT the bytes)"
-                    ),
-                )
-                .with("input", name.as_str()));
-            }
-            Err(StorageError::Failed(why)) => {
-                return Err(ApiError::new(ErrorCode::StorageFailed, why));
-            }
-        }
-    }
+    Ok(())
+}
 
-    let job = Job::new(
-        PresetPin {
-            name: preset.name.clone(),
-            version: preset.version.clone(),
-            sha256: preset.sha256.clone(),
-        },
-        req.inputs,
-        resolved,
-    );
+/// The input URI names an object of this host's storage that exists; returns its key.
+pub(super) async fn check_input_exists(
+    state: &SharedState,
+    name: &str,
+    uri: &str,
+) -> Result<ObjectKey, ApiError> {
+    let key = state
+        .storage
+        .parse_uri(uri)
+        .map_err(|e| e.with("input", name))?;
+    match state.storage.size(&key).await {
+        Ok(_) => Ok(key),
+        Err(StorageError::NotFound(_)) => Err(ApiError::new(
+            ErrorCode::InputNotFound,
+            format!(
+                "input '{name}' ({uri}) has no object; upload it first \
+                 (POST /v1/uploads, then PUT the bytes)"
+            ),
+        )
+        .with("input", name)),
+        Err(StorageError::Failed(why)) => Err(ApiError::new(ErrorCode::StorageFailed, why)),
+    }
+}
+
+/// Stores a new job and queues it, in one transaction.
+async fn accept(state: &SharedState, job: Job) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = serde_json::to_string(&job).map_err(ApiError::internal)?;
     let mut pipe = redis::pipe();
     pipe.atomic().set(state.jobs.key(&job.id), body).ignore();
@@ -120,7 +169,7 @@ pub async fn submit(
             )
         })?;
     tracing::info!(job = %job.id, preset = %job.preset.name, version = %job.preset.version, "job accepted");
-    Ok((StatusCode::ACCEPTED, Json(view(&state, &job).await)))
+    Ok((StatusCode::ACCEPTED, Json(view(state, &job).await)))
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
@@ -190,6 +239,7 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "report": job.report,
         "error": job.error,
         "attempts": job.attempts,
+        "replay_of": job.replay_of,
         "timings": job.timings,
     })
 }

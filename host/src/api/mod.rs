@@ -13,15 +13,24 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::path::PathBuf;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::ffmpeg::Tools;
 use crate::job::JobStore;
-use crate::preset::registry::Registry;
+use crate::preset::catalog::{Catalog, MAX_COMPONENT_BYTES};
+use crate::preset::runtime::Runtime;
 use crate::queue::Queue;
 use crate::storage::Storage;
 
 pub struct AppState {
-    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
+    pub runtime: Arc<Runtime>,
+    pub tools: Tools,
+    /// Where dry runs download inputs to probe them.
+    pub scratch_root: PathBuf,
+    /// The bearer token publishing and yanking need.
+    pub admin_token: String,
     pub storage: Arc<Storage>,
     pub jobs: JobStore,
     pub queue: Queue,
@@ -44,7 +53,19 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
-        .route("/v1/presets", get(presets::list))
+        .route("/v1/jobs/{id}/replay", post(jobs::replay))
+        .route(
+            "/v1/presets",
+            get(presets::list)
+                .post(presets::publish)
+                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route("/v1/presets/{name}", get(presets::show))
+        .route(
+            "/v1/presets/{name}/{version}",
+            get(presets::show_version).delete(presets::yank),
+        )
+        .route("/v1/presets/{name}/{version}/plan", post(presets::dry_run))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(state)
@@ -54,7 +75,7 @@ async fn healthz(State(state): State<SharedState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "storage": state.storage.kind(),
-        "presets": state.registry.all().iter().map(|(_, v)| v.len()).sum::<usize>(),
+        "presets": state.catalog.registry().len(),
         "warnings": state.warnings,
     }))
 }

@@ -1,5 +1,7 @@
 //! Presets: loading components, calling them in a sandbox, and the registry of versions.
 
+pub mod cache;
+pub mod catalog;
 pub mod params;
 pub mod registry;
 pub mod runtime;

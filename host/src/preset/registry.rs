@@ -1,18 +1,17 @@
-//! The registry: which presets exist, at which versions, and resolving a job's semver
-//! requirement to one exact version.
+//! The registry: the preset versions this process has loaded, which of them are yanked, and
+//! resolving a job's semver requirement to one exact version.
 //!
-//! Presets are loaded from a directory of built `.wasm` components at start. A component that
-//! fails to compile, does not implement the interface or describes itself inconsistently is
-//! refused with a reason and skipped; it never stops the host.
+//! It is an in-memory view. The durable record (components in object storage, the index in
+//! Redis) and keeping this view in step with it across processes is `preset::catalog`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use semver::{Version, VersionReq};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::runtime::{CompiledPreset, Runtime};
+use super::runtime::{CompiledFrom, CompiledPreset, LoadError, Runtime};
 use super::wit;
 use crate::error::{ApiError, ErrorCode};
 
@@ -23,81 +22,101 @@ pub struct Preset {
     pub descriptor: wit::Descriptor,
     /// SHA-256 of the component's bytes, recorded in jobs for replay.
     pub sha256: String,
+    /// The `mediahost:preset` interface version the component was built for.
+    pub interface: Version,
     pub compiled: CompiledPreset,
+}
+
+/// How a version came to be published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Found in the presets directory of a host at start.
+    Bundled,
+    /// Uploaded through `POST /v1/presets`.
+    Uploaded,
+}
+
+/// The published facts of one version, as the catalog stores them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresetRecord {
+    pub name: String,
+    pub version: Version,
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// `mediahost:preset@<version>` the component was built for.
+    pub interface: String,
+    pub published_at: String,
+    pub origin: Origin,
+}
+
+/// A loaded version with its published record and whether it is yanked.
+#[derive(Clone)]
+pub struct Listing {
+    pub preset: Arc<Preset>,
+    pub record: PresetRecord,
+    pub yanked_at: Option<String>,
 }
 
 #[derive(Default)]
 pub struct Registry {
-    presets: RwLock<BTreeMap<String, BTreeMap<Version, Arc<Preset>>>>,
+    presets: RwLock<BTreeMap<String, BTreeMap<Version, Listing>>>,
 }
 
-/// Why a component was not accepted as a preset.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LoadError(pub String);
+/// Compiles (or loads from the artifact cache), describes and checks one component.
+pub fn load(runtime: &Runtime, bytes: &[u8]) -> Result<(Arc<Preset>, CompiledFrom), LoadError> {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let loaded = runtime.load(bytes, &sha256)?;
+    let descriptor = runtime
+        .describe(&loaded.compiled)
+        .map_err(|e| LoadError::invalid(format!("describe() failed: {e}")))?;
+    let version = check_descriptor(&descriptor)?;
+    let preset = Arc::new(Preset {
+        name: descriptor.name.clone(),
+        version,
+        sha256,
+        descriptor,
+        interface: loaded.interface,
+        compiled: loaded.compiled,
+    });
+    Ok((preset, loaded.from))
+}
 
 impl Registry {
-    /// Loads every `*.wasm` in `dir`. Returns the refused files with their reasons.
-    pub fn load_dir(&self, runtime: &Runtime, dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
-        let mut refused = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read the presets directory {}: {e}; build the presets with \
-                 presets-wasm/build.sh or point --presets-dir at a directory of .wasm files",
-                dir.display()
-            )
-        })?;
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let shown = path.display().to_string();
-            let result = std::fs::read(&path)
-                .map_err(|e| LoadError(format!("cannot read: {e}")))
-                .and_then(|bytes| self.add(runtime, &bytes));
-            match result {
-                Ok(preset) => tracing::info!(
-                    preset = %preset.name, version = %preset.version, file = %shown,
-                    "loaded preset"
-                ),
-                Err(err) => {
-                    tracing::warn!(file = %shown, reason = %err, "refused preset component");
-                    refused.push((shown, err.0));
-                }
+    /// Adds a loaded version. A version is immutable: if this name@version is already here
+    /// with other bytes, the one already here stays and this returns false.
+    pub fn insert(&self, listing: Listing) -> bool {
+        let mut presets = self.presets.write().expect("registry lock");
+        let versions = presets.entry(listing.preset.name.clone()).or_default();
+        match versions.get(&listing.preset.version) {
+            Some(have) => have.preset.sha256 == listing.preset.sha256,
+            None => {
+                versions.insert(listing.preset.version.clone(), listing);
+                true
             }
         }
-        Ok(refused)
     }
 
-    /// Compiles, describes, checks and adds one component.
-    pub fn add(&self, runtime: &Runtime, bytes: &[u8]) -> Result<Arc<Preset>, LoadError> {
-        let compiled = runtime.compile(bytes).map_err(LoadError)?;
-        let descriptor = runtime
-            .describe(&compiled)
-            .map_err(|e| LoadError(format!("describe() failed: {e}")))?;
-        let version = check_descriptor(&descriptor)?;
-        let preset = Arc::new(Preset {
-            name: descriptor.name.clone(),
-            version,
-            sha256: hex::encode(Sha256::digest(bytes)),
-            descriptor,
-            compiled,
-        });
+    /// Whether this exact component is loaded as this version.
+    pub fn has(&self, name: &str, version: &Version, sha256: &str) -> bool {
+        self.listing(name, version)
+            .is_some_and(|l| l.preset.sha256 == sha256)
+    }
+
+    /// Marks a version yanked (or not); returns false when the version is not loaded.
+    pub fn set_yanked(&self, name: &str, version: &Version, yanked_at: Option<String>) -> bool {
         let mut presets = self.presets.write().expect("registry lock");
-        let versions = presets.entry(preset.name.clone()).or_default();
-        if versions.contains_key(&preset.version) {
-            return Err(LoadError(format!(
-                "{}@{} is already loaded; a published version is immutable, bump the version",
-                preset.name, preset.version
-            )));
+        match presets.get_mut(name).and_then(|v| v.get_mut(version)) {
+            Some(listing) => {
+                listing.yanked_at = yanked_at;
+                true
+            }
+            None => false,
         }
-        versions.insert(preset.version.clone(), preset.clone());
-        Ok(preset)
     }
 
-    /// Resolves a semver requirement (default: the newest version) to one exact version.
+    /// Resolves a semver requirement (default: the newest version) to the newest exact version
+    /// that matches and is not yanked.
     pub fn resolve(&self, name: &str, requirement: Option<&str>) -> Result<Arc<Preset>, ApiError> {
         let presets = self.presets.read().expect("registry lock");
         let versions = presets.get(name).ok_or_else(|| {
@@ -118,37 +137,67 @@ impl Registry {
                 )
             })?,
         };
-        versions
+        if let Some(found) = versions
             .iter()
             .rev()
-            .find(|(v, _)| requirement.matches(v))
-            .map(|(_, p)| p.clone())
-            .ok_or_else(|| {
-                let have: Vec<String> = versions.keys().map(|v| v.to_string()).collect();
-                ApiError::new(
-                    ErrorCode::PresetVersionNotFound,
-                    format!(
-                        "no version of '{name}' matches '{requirement}'; available: {}",
-                        have.join(", ")
-                    ),
-                )
-                .with("preset", name)
-            })
+            .find(|(v, l)| l.yanked_at.is_none() && requirement.matches(v))
+        {
+            return Ok(found.1.preset.clone());
+        }
+        let live: Vec<String> = versions
+            .iter()
+            .filter(|(_, l)| l.yanked_at.is_none())
+            .map(|(v, _)| v.to_string())
+            .collect();
+        let yanked: Vec<String> = versions
+            .iter()
+            .filter(|(v, l)| l.yanked_at.is_some() && requirement.matches(v))
+            .map(|(v, _)| v.to_string())
+            .collect();
+        let mut detail = format!(
+            "no version of '{name}' matches '{requirement}'; available: {}",
+            if live.is_empty() {
+                "none".to_owned()
+            } else {
+                live.join(", ")
+            }
+        );
+        if !yanked.is_empty() {
+            detail.push_str(&format!(
+                " ({} matches but is yanked: it runs only for jobs already pinned to it)",
+                yanked.join(", ")
+            ));
+        }
+        Err(ApiError::new(ErrorCode::PresetVersionNotFound, detail).with("preset", name))
     }
 
-    /// One exact version, as a job is pinned to it.
+    /// One exact version, yanked or not, as a job is pinned to it.
     pub fn get(&self, name: &str, version: &Version) -> Option<Arc<Preset>> {
+        self.listing(name, version).map(|l| l.preset)
+    }
+
+    pub fn listing(&self, name: &str, version: &Version) -> Option<Listing> {
         let presets = self.presets.read().expect("registry lock");
         presets.get(name)?.get(version).cloned()
     }
 
-    /// Every loaded preset, grouped by name, versions oldest first.
-    pub fn all(&self) -> Vec<(String, Vec<Arc<Preset>>)> {
+    /// Every loaded version, grouped by name, versions oldest first.
+    pub fn all(&self) -> Vec<(String, Vec<Listing>)> {
         let presets = self.presets.read().expect("registry lock");
         presets
             .iter()
             .map(|(name, versions)| (name.clone(), versions.values().cloned().collect()))
             .collect()
+    }
+
+    /// How many versions are loaded.
+    pub fn len(&self) -> usize {
+        let presets = self.presets.read().expect("registry lock");
+        presets.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -164,7 +213,11 @@ fn is_name(s: &str, max: usize) -> bool {
 
 /// A descriptor must name itself sanely and declare params whose defaults fit their own ranges.
 fn check_descriptor(d: &wit::Descriptor) -> Result<Version, LoadError> {
-    let fail = |why: String| Err(LoadError(format!("describe() is inconsistent: {why}")));
+    let fail = |why: String| {
+        Err(LoadError::invalid(format!(
+            "describe() is inconsistent: {why}"
+        )))
+    };
     if !is_name(&d.name, 64) {
         return fail(format!(
             "name '{}' must be 1-64 characters of a-z, 0-9, '-' or '_'",

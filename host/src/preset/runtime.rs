@@ -9,12 +9,14 @@
 //! Not here: what a preset's plan may contain (that is `plan::validate`) or which presets exist
 //! (that is `preset::registry`).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use semver::{Version, VersionReq};
 use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -22,8 +24,10 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::cache::ArtifactCache;
 use super::v1::{self, PresetWorld, PresetWorldPre};
 use super::wit;
+use crate::error::ErrorCode;
 
 /// How often the engine's epoch advances; deadlines are whole multiples of it.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -69,7 +73,7 @@ pub enum PresetFault {
 }
 
 /// Per-call state of a sandboxed instance.
-struct Sandbox {
+pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
@@ -119,16 +123,59 @@ impl v1::Host for Sandbox {
 
 impl v1::types::Host for Sandbox {}
 
-/// A compiled preset component, ready to be instantiated many times.
-pub struct CompiledPreset {
-    pre: PresetWorldPre<Sandbox>,
+/// A compiled preset component, ready to be instantiated many times (the instantiation work,
+/// `InstancePre`, is done once here and reused by every call).
+///
+/// One variant per major version of `mediahost:preset`: a 2.0 gets a variant and a bindings
+/// module of its own beside `v1`, and the calls below convert its types to the latest ones.
+pub enum CompiledPreset {
+    V1(PresetWorldPre<Sandbox>),
 }
 
-/// The engine, the linker and the limits shared by every preset.
+/// Where a compiled component came from, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompiledFrom {
+    /// Compiled from the component's bytes (and written to the artifact cache).
+    Compiled,
+    /// Deserialized from the on-disk artifact cache.
+    Cache,
+}
+
+/// A component ready to run, with what was learnt loading it.
+pub struct Loaded {
+    pub compiled: CompiledPreset,
+    pub from: CompiledFrom,
+    /// The `mediahost:preset` version the component was built for.
+    pub interface: Version,
+}
+
+/// The interface versions of `mediahost:preset` this host runs, as a semver range.
+pub const SUPPORTED_INTERFACE: &str = ">=1.0.0, <2.0.0";
+
+/// Why a component cannot be run as a preset.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LoadError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl LoadError {
+    /// A `PRESET_INVALID` refusal; the message is kept to one line (wasmtime's can span many).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        Self {
+            code: ErrorCode::PresetInvalid,
+            message: message.split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+}
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Sandbox>,
     limits: SandboxLimits,
+    cache: Option<ArtifactCache>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -137,7 +184,10 @@ struct EpochTicker {
 }
 
 impl Runtime {
-    pub fn new(limits: SandboxLimits) -> anyhow::Result<Self> {
+    /// The engine and linker every preset shares. With `cache_dir`, compiled components are
+    /// kept there (keyed by the component's SHA-256 and the engine's compatibility hash), so a
+    /// restart or another process on the same disk loads them without compiling.
+    pub fn new(limits: SandboxLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.max_wasm_stack(512 << 10);
@@ -176,10 +226,14 @@ impl Runtime {
                 }
             })?;
 
+        let cache = cache_dir
+            .map(|dir| ArtifactCache::open(dir, &engine))
+            .transpose()?;
         Ok(Self {
             engine,
             linker,
             limits,
+            cache,
             _ticker: ticker,
         })
     }
@@ -188,20 +242,86 @@ impl Runtime {
         &self.limits
     }
 
-    /// Compiles a component and checks that it implements a supported interface version.
-    pub fn compile(&self, bytes: &[u8]) -> Result<CompiledPreset, String> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+    /// Compiles a component (or loads its cached artifact) and checks that it implements a
+    /// supported interface version with only the imports a preset may use.
+    pub fn load(&self, bytes: &[u8], sha256: &str) -> Result<Loaded, LoadError> {
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, sha256));
+        let (component, from) = match cached {
+            Some(component) => (component, CompiledFrom::Cache),
+            None => {
+                let component = Component::new(&self.engine, bytes).map_err(|e| {
+                    LoadError::invalid(format!("not a valid WebAssembly component: {e:#}"))
+                })?;
+                (component, CompiledFrom::Compiled)
+            }
+        };
+        let interface = self.interface_of(&component)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            format!(
-                "the component does not implement mediahost:preset@1.x with only the imports \
-                 a preset may use: {e:#}"
-            )
+            LoadError::invalid(format!(
+                "the component cannot be linked: it must import only mediahost:preset \
+                 {SUPPORTED_INTERFACE} and the WASI interfaces a preset may use (no filesystem, \
+                 no sockets): {e:#}"
+            ))
         })?;
-        let pre = PresetWorldPre::new(instance_pre).map_err(|e| {
-            format!("the component does not export mediahost:preset/preset@1.x: {e:#}")
+        let compiled = match interface.major {
+            1 => CompiledPreset::V1(PresetWorldPre::new(instance_pre).map_err(|e| {
+                LoadError::invalid(format!(
+                    "the component's mediahost:preset/preset@{interface} export does not match \
+                     the interface: {e:#}"
+                ))
+            })?),
+            _ => unreachable!("interface_of admits only supported major versions"),
+        };
+        if from == CompiledFrom::Compiled
+            && let Some(cache) = &self.cache
+        {
+            cache.put(sha256, &component);
+        }
+        Ok(Loaded {
+            compiled,
+            from,
+            interface,
+        })
+    }
+
+    /// The `mediahost:preset` version the component exports, if this host supports it.
+    fn interface_of(&self, component: &Component) -> Result<Version, LoadError> {
+        const EXPORT: &str = "mediahost:preset/preset@";
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let Some(found) = exports.iter().find_map(|n| n.strip_prefix(EXPORT)) else {
+            let shown = if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.join(", ")
+            };
+            return Err(LoadError::invalid(format!(
+                "the component does not implement the mediahost:preset preset-world (it exports \
+                 {shown}); build it against mediahost:preset {SUPPORTED_INTERFACE}, as preset-sdk does"
+            )));
+        };
+        let version = Version::parse(found).map_err(|e| {
+            LoadError::invalid(format!(
+                "the export {EXPORT}{found} has no valid version: {e}"
+            ))
         })?;
-        Ok(CompiledPreset { pre })
+        let supported = VersionReq::parse(SUPPORTED_INTERFACE).expect("a valid range");
+        if !supported.matches(&version) {
+            return Err(LoadError {
+                code: ErrorCode::PresetInterfaceUnsupported,
+                message: format!(
+                    "the component was built for mediahost:preset@{version}; this host supports \
+                     mediahost:preset {SUPPORTED_INTERFACE}; rebuild it with a preset-sdk for 1.x"
+                ),
+            });
+        }
+        Ok(version)
     }
 
     fn store(&self) -> Store<Sandbox> {
@@ -239,8 +359,8 @@ impl Runtime {
 
     /// Calls `describe` in a fresh instance.
     pub fn describe(&self, preset: &CompiledPreset) -> Result<wit::Descriptor, PresetFault> {
-        self.call(preset, |world, store| {
-            world.mediahost_preset_preset().call_describe(store)
+        self.call(preset, |world, store| match world {
+            World::V1(w) => w.mediahost_preset_preset().call_describe(store),
         })
         .map(|(descriptor, _logs)| descriptor)
     }
@@ -256,8 +376,8 @@ impl Runtime {
     ) {
         let mut logs = Vec::new();
         let result = self
-            .call(preset, |world, store| {
-                world.mediahost_preset_preset().call_plan(store, request)
+            .call(preset, |world, store| match world {
+                World::V1(w) => w.mediahost_preset_preset().call_plan(store, request),
             })
             .map(|(answer, call_logs)| {
                 logs = call_logs;
@@ -269,19 +389,24 @@ impl Runtime {
     fn call<R>(
         &self,
         preset: &CompiledPreset,
-        f: impl FnOnce(&PresetWorld, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&World, &mut Store<Sandbox>) -> wasmtime::Result<R>,
     ) -> Result<(R, Vec<PresetLog>), PresetFault> {
         let mut store = self.store();
         let started = Instant::now();
-        let world = preset
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, self.limits.deadline, started, true))?;
+        let world = match preset {
+            CompiledPreset::V1(pre) => pre.instantiate(&mut store).map(World::V1),
+        }
+        .map_err(|e| classify(e, self.limits.deadline, started, true))?;
         let answer =
             f(&world, &mut store).map_err(|e| classify(e, self.limits.deadline, started, false))?;
         let logs = std::mem::take(&mut store.data_mut().logs);
         Ok((answer, logs))
     }
+}
+
+/// An instance of a preset, by interface major version.
+enum World {
+    V1(PresetWorld),
 }
 
 impl Drop for Runtime {

@@ -7,7 +7,7 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "preset-world",
-    additional_derives: [serde::Serialize, PartialEq],
+    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
 
 pub use self::exports::mediahost::preset::preset::Guest;

@@ -89,6 +89,16 @@ impl LocalStorage {
             .map_err(|e| StorageError::Failed(format!("cannot copy '{key}': {e}")))
     }
 
+    pub async fn read(&self, key: &ObjectKey) -> Result<Vec<u8>, StorageError> {
+        match tokio::fs::read(self.path(key)).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StorageError::NotFound(key.to_string()))
+            }
+            Err(e) => Err(StorageError::Failed(format!("cannot read '{key}': {e}"))),
+        }
+    }
+
     pub async fn upload(&self, src: &Path, key: &ObjectKey) -> Result<(), StorageError> {
         let file = tokio::fs::File::open(src)
             .await
@@ -149,37 +159,9 @@ fn now_unix() -> u64 {
 /// Reads the URL-signing key, creating it if this is the first process on this data directory.
 /// Creation is exclusive, so API and worker processes starting together agree on one key.
 fn signing_key(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut key = vec![0u8; 32];
     rand::fill(&mut key[..]);
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(mut f) => {
-            f.write_all(&key)?;
-            f.sync_all()?;
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            // Another process may be writing it right now: wait for all 32 bytes.
-            for _ in 0..50 {
-                let existing = std::fs::read(path)?;
-                if existing.len() >= 32 {
-                    return Ok(existing);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(std::io::Error::other(format!(
-                "{} is shorter than 32 bytes; remove it to make a new key",
-                path.display()
-            )))
-        }
-        Err(e) => Err(e),
-    }
+    crate::secret::read_or_create(path, key)
 }
 
 #[cfg(test)]

@@ -134,6 +134,39 @@ impl Storage {
         }
     }
 
+    /// Writes a small object from memory (preset components and their records).
+    pub async fn put_bytes(
+        &self,
+        key: &ObjectKey,
+        bytes: bytes::Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        match self {
+            Self::Local(s) => s
+                .write(
+                    key,
+                    futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]),
+                )
+                .await
+                .map(|_| ()),
+            Self::S3(s) => s.put_bytes(key, bytes, content_type).await,
+        }
+    }
+
+    /// Reads a small object into memory; objects over `max` bytes are refused.
+    pub async fn get_bytes(&self, key: &ObjectKey, max: u64) -> Result<Vec<u8>, StorageError> {
+        let size = self.size(key).await?;
+        if size > max {
+            return Err(StorageError::Failed(format!(
+                "object '{key}' is {size} bytes, more than the {max} expected"
+            )));
+        }
+        match self {
+            Self::Local(s) => s.read(key).await,
+            Self::S3(s) => s.get_bytes(key).await,
+        }
+    }
+
     /// A cheap round trip that proves the storage answers.
     pub async fn check(&self) -> Result<(), StorageError> {
         match self {

@@ -168,6 +168,47 @@ impl S3Storage {
         Ok(())
     }
 
+    pub async fn put_bytes(
+        &self,
+        key: &ObjectKey,
+        bytes: bytes::Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| failed("PUT", key, e))?;
+        Ok(())
+    }
+
+    pub async fn get_bytes(&self, key: &ObjectKey) -> Result<Vec<u8>, StorageError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    StorageError::NotFound(key.to_string())
+                } else {
+                    failed("GET", key, e)
+                }
+            })?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| failed("reading the body of", key, e))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
     pub async fn check(&self) -> Result<(), StorageError> {
         self.client
             .head_bucket()

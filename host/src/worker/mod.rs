@@ -4,6 +4,7 @@
 //! point leaves the job in the queue for another worker (see [`crate::queue`]). A panic inside a
 //! job is caught and recorded as that job's failure; it never takes the worker down.
 
+pub mod dry_run;
 pub mod pipeline;
 
 use std::sync::{Arc, Mutex};
@@ -158,7 +159,12 @@ impl Worker {
         .await;
         tracing::info!("job started");
 
-        let preset = self.ctx.registry.get(&job.preset.name, &job.preset.version);
+        let preset = self
+            .ctx
+            .catalog
+            .get(&job.preset.name, &job.preset.version)
+            .await
+            .filter(|p| p.sha256 == job.preset.sha256);
 
         let shared = Arc::new(Mutex::new(job.clone()));
         let (progress_tx, progress_rx) = watch::channel(0.0);
@@ -184,8 +190,9 @@ impl Worker {
                 ErrorCode::PresetNotFound,
                 "plan",
                 format!(
-                    "this worker does not have the pinned preset {}@{}; load it on every worker",
-                    job.preset.name, job.preset.version
+                    "the pinned preset {}@{} (sha256 {}) is not in the catalog this worker reads; \
+                     check that the API and workers share one Redis prefix and one storage",
+                    job.preset.name, job.preset.version, job.preset.sha256
                 ),
             )),
             Some(preset) => {

@@ -17,8 +17,9 @@ use crate::job::{Job, JobStore, OutputRecord, StreamSummary};
 use crate::media::{analysis, probe};
 use crate::plan::allowlist;
 use crate::plan::validate::{self, MediaLookup, ValidatedStep};
-use crate::preset::registry::{Preset, Registry};
-use crate::preset::runtime::Runtime;
+use crate::preset::catalog::Catalog;
+use crate::preset::registry::Preset;
+use crate::preset::runtime::{PresetFault, Runtime};
 use crate::preset::{params, wit};
 use crate::storage::{ObjectKey, Storage, StorageError};
 
@@ -30,7 +31,7 @@ const MAX_ANALYSES: usize = 64;
 /// What a worker needs to run jobs.
 pub struct Context {
     pub storage: Arc<Storage>,
-    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
     pub runtime: Arc<Runtime>,
     pub jobs: JobStore,
     pub tools: Tools,
@@ -202,6 +203,14 @@ impl Run<'_> {
     }
 
     async fn plan_and_execute(&mut self, preset: &Arc<Preset>) -> Result<Finished, JobError> {
+        self.log(
+            "host",
+            format!(
+                "planning with {}@{} (sha256 {}, interface mediahost:preset@{})",
+                preset.name, preset.version, preset.sha256, preset.interface
+            ),
+        )
+        .await;
         let params = params::to_wit(&preset.descriptor.params, &self.job.params);
         let inputs = MediaSet::named(&self.media.inputs, wit::MediaRef::Input);
         let mut analyses: Vec<wit::AnalysisResult> = Vec::new();
@@ -295,31 +304,14 @@ impl Run<'_> {
             self.log("preset", format!("[{}] {}", line.level, line.message))
                 .await;
         }
-        match answer {
-            Err(fault) => Err(JobError::new(
-                ErrorCode::PresetFailed,
-                "plan",
-                format!("round {round}: {fault}"),
-            )),
-            Ok(Err(refusal)) => Err(JobError::new(
-                ErrorCode::PresetRefused,
-                "plan",
-                format!(
-                    "{}: {}",
-                    clip(&refusal.code, 64),
-                    clip(&refusal.message, 1024)
-                ),
-            )),
-            Ok(Ok(decision)) => {
-                let plan = serde_json::to_string(&decision).unwrap_or_default();
-                self.log(
-                    "host",
-                    format!("round {round} plan: {}", clip(&plan, 16 << 10)),
-                )
-                .await;
-                Ok(decision)
-            }
-        }
+        let decision = decision(answer, round)?;
+        let plan = serde_json::to_string(&decision).unwrap_or_default();
+        self.log(
+            "host",
+            format!("round {round} plan: {}", clip(&plan, 16 << 10)),
+        )
+        .await;
+        Ok(decision)
     }
 
     fn validate(
@@ -604,7 +596,31 @@ fn kind_name(kind: wit::StreamKind) -> &'static str {
     }
 }
 
-fn report_json(report: &[wit::OptionValue]) -> Map<String, Value> {
+/// What a preset's answer to a plan call means for the job: its decision, or why it failed.
+pub(super) fn decision(
+    answer: Result<Result<wit::Decision, wit::Refusal>, PresetFault>,
+    round: u32,
+) -> Result<wit::Decision, JobError> {
+    match answer {
+        Err(fault) => Err(JobError::new(
+            ErrorCode::PresetFailed,
+            "plan",
+            format!("round {round}: {fault}"),
+        )),
+        Ok(Err(refusal)) => Err(JobError::new(
+            ErrorCode::PresetRefused,
+            "plan",
+            format!(
+                "{}: {}",
+                clip(&refusal.code, 64),
+                clip(&refusal.message, 1024)
+            ),
+        )),
+        Ok(Ok(decision)) => Ok(decision),
+    }
+}
+
+pub(super) fn report_json(report: &[wit::OptionValue]) -> Map<String, Value> {
     report
         .iter()
         .take(64)
@@ -631,7 +647,7 @@ fn clip(s: &str, max: usize) -> String {
     format!("{}…", &s[..cut])
 }
 
-fn shell_quote(s: &str) -> String {
+pub(super) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))

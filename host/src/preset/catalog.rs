@@ -1,0 +1,541 @@
+//! The catalog: the durable record of published preset versions, and keeping every process's
+//! [`Registry`] in step with it.
+//!
+//! Publishing a version stores its component in object storage under its content hash
+//! (`presets/blobs/<sha256>.wasm`, so a racing upload can never overwrite another's bytes), then
+//! adds its record to the Redis hash `<prefix>:presets` with `HSETNX`: the first writer of a
+//! name@version wins and a published version is immutable. The record is also written beside
+//! the component (`presets/<name>/<version>.json`). A yank is a field of `<prefix>:presets:yanked`.
+//!
+//! Every change is announced on the channel `<prefix>:presets:events`. Each process subscribes,
+//! and also reconciles its registry with the index on a timer, so a missed message (a dropped
+//! connection, a process that was starting) delays a change by one period at most.
+//!
+//! Not here: compiling and calling components (`preset::runtime`), resolution (`preset::registry`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use redis::AsyncCommands;
+use semver::Version;
+use tokio::sync::watch;
+
+use super::registry::{self, Listing, Origin, Preset, PresetRecord, Registry};
+use super::runtime::{CompiledFrom, Runtime};
+use crate::error::{ApiError, ErrorCode};
+use crate::job::now_rfc3339;
+use crate::storage::{ObjectKey, Storage, StorageError};
+
+/// The largest component the catalog accepts.
+pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+
+pub struct Catalog {
+    redis: redis::aio::ConnectionManager,
+    client: redis::Client,
+    storage: Arc<Storage>,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    prefix: String,
+    /// One reconcile at a time: the timer, notifications and on-demand lookups share it.
+    reconciling: tokio::sync::Mutex<()>,
+    /// Index entries this process could not load, with the reason last logged.
+    failing: Mutex<HashMap<String, String>>,
+}
+
+/// What a process did when it caught up with the index.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    pub loaded: usize,
+    pub failed: usize,
+}
+
+fn field(name: &str, version: &Version) -> String {
+    format!("{name}@{version}")
+}
+
+fn blob_key(sha256: &str) -> ObjectKey {
+    ObjectKey::parse(&format!("presets/blobs/{sha256}.wasm")).expect("hex digests make valid keys")
+}
+
+fn record_key(name: &str, version: &Version) -> Option<ObjectKey> {
+    ObjectKey::parse(&format!("presets/{name}/{version}.json"))
+}
+
+fn redis_failed(e: redis::RedisError) -> ApiError {
+    ApiError::new(
+        ErrorCode::QueueUnavailable,
+        format!("the preset index in Redis is unavailable: {e}; retry the request"),
+    )
+}
+
+fn storage_failed(e: StorageError) -> ApiError {
+    ApiError::new(
+        ErrorCode::StorageFailed,
+        format!("storing the component failed: {e}; retry the request"),
+    )
+}
+
+impl Catalog {
+    pub fn new(
+        redis: redis::aio::ConnectionManager,
+        client: redis::Client,
+        storage: Arc<Storage>,
+        runtime: Arc<Runtime>,
+        prefix: &str,
+    ) -> Self {
+        Self {
+            redis,
+            client,
+            storage,
+            runtime,
+            registry: Arc::new(Registry::default()),
+            prefix: prefix.to_owned(),
+            reconciling: tokio::sync::Mutex::new(()),
+            failing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}:presets", self.prefix)
+    }
+
+    fn yanked_key(&self) -> String {
+        format!("{}:presets:yanked", self.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:presets:events", self.prefix)
+    }
+
+    /// Compiles and checks a component off the async threads.
+    async fn load(&self, bytes: Bytes) -> Result<(Arc<Preset>, CompiledFrom), ApiError> {
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || registry::load(&runtime, &bytes))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::new(e.code, e.message))
+    }
+
+    /// Publishes an uploaded component: checks it, stores it, indexes it and announces it.
+    pub async fn publish(&self, bytes: Bytes) -> Result<Listing, ApiError> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::PresetTooLarge,
+                format!(
+                    "the component is {} bytes; this host accepts at most {MAX_COMPONENT_BYTES}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let (preset, _) = self.load(bytes.clone()).await?;
+        let mut conn = self.redis.clone();
+        let existing: Option<String> = conn
+            .hget(self.index_key(), field(&preset.name, &preset.version))
+            .await
+            .map_err(redis_failed)?;
+        if let Some(existing) = existing {
+            return Err(exists(&preset, &existing));
+        }
+        let record = PresetRecord {
+            name: preset.name.clone(),
+            version: preset.version.clone(),
+            sha256: preset.sha256.clone(),
+            size_bytes: bytes.len() as u64,
+            interface: format!("mediahost:preset@{}", preset.interface),
+            published_at: now_rfc3339(),
+            origin: Origin::Uploaded,
+        };
+        match self.index(&record, bytes).await? {
+            Indexed::Created => {}
+            Indexed::Exists(existing) => return Err(exists(&preset, &existing)),
+        }
+        let listing = Listing {
+            preset,
+            record,
+            yanked_at: None,
+        };
+        self.registry.insert(listing.clone());
+        tracing::info!(preset = %listing.record.name, version = %listing.record.version, sha256 = %listing.record.sha256, "published preset");
+        Ok(listing)
+    }
+
+    /// Stores the component, then adds its record to the index if the version is new, then
+    /// writes the record object and announces it. The component is stored first so that no
+    /// process can see an index entry whose bytes are missing.
+    async fn index(&self, record: &PresetRecord, bytes: Bytes) -> Result<Indexed, ApiError> {
+        self.storage
+            .put_bytes(&blob_key(&record.sha256), bytes, "application/wasm")
+            .await
+            .map_err(storage_failed)?;
+        let json = serde_json::to_string(record).map_err(ApiError::internal)?;
+        let mut conn = self.redis.clone();
+        let key = field(&record.name, &record.version);
+        let created: bool = conn
+            .hset_nx(self.index_key(), &key, &json)
+            .await
+            .map_err(redis_failed)?;
+        if !created {
+            let existing: Option<String> = conn
+                .hget(self.index_key(), &key)
+                .await
+                .map_err(redis_failed)?;
+            return Ok(Indexed::Exists(existing.unwrap_or_default()));
+        }
+        if let Some(object) = record_key(&record.name, &record.version)
+            && let Err(e) = self
+                .storage
+                .put_bytes(&object, Bytes::from(json), "application/json")
+                .await
+        {
+            // The index in Redis is what processes read; the object is a copy for operators.
+            tracing::warn!(key = %object, error = %e, "could not store the preset record object");
+        }
+        self.announce("published", &record.name, &record.version)
+            .await;
+        Ok(Indexed::Created)
+    }
+
+    async fn announce(&self, event: &str, name: &str, version: &Version) {
+        let message = serde_json::json!({"event": event, "name": name, "version": version});
+        let sent: redis::RedisResult<i64> = self
+            .redis
+            .clone()
+            .publish(self.channel(), message.to_string())
+            .await;
+        if let Err(e) = sent {
+            // Not fatal: every process reconciles on a timer.
+            tracing::warn!(error = %e, "could not announce a preset change; processes learn of it at their next reconcile");
+        }
+    }
+
+    /// Yanks a version: it no longer resolves for new jobs; jobs pinned to it still run.
+    /// Yanking twice keeps the first time.
+    pub async fn yank(&self, name: &str, version: &Version) -> Result<Listing, ApiError> {
+        let mut conn = self.redis.clone();
+        let key = field(name, version);
+        let known: bool = conn
+            .hexists(self.index_key(), &key)
+            .await
+            .map_err(redis_failed)?;
+        if !known {
+            return Err(ApiError::new(
+                ErrorCode::PresetNotFound,
+                format!(
+                    "{name}@{version} is not published; GET /v1/presets/{name} lists its versions"
+                ),
+            )
+            .with("preset", name));
+        }
+        let now = now_rfc3339();
+        let _: bool = conn
+            .hset_nx(self.yanked_key(), &key, &now)
+            .await
+            .map_err(redis_failed)?;
+        let yanked_at: Option<String> = conn
+            .hget(self.yanked_key(), &key)
+            .await
+            .map_err(redis_failed)?;
+        self.announce("yanked", name, version).await;
+        if !self.registry.set_yanked(name, version, yanked_at.clone()) {
+            self.reconcile().await;
+        }
+        tracing::info!(preset = %name, version = %version, "yanked preset version");
+        self.registry.listing(name, version).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("{name}@{version} is yanked but this process could not load it"),
+            )
+        })
+    }
+
+    /// Publishes every component of a presets directory that is not published yet. A component
+    /// whose version is already published with other bytes is not used: a published version is
+    /// immutable. Returns warnings for `/healthz`.
+    pub async fn seed_dir(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the presets directory {}: {e}; build the presets with \
+                 presets-wasm/build.sh or point --presets-dir at a directory of .wasm files",
+                dir.display()
+            )
+        })?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        paths.sort();
+        let mut warnings = Vec::new();
+        for path in paths {
+            let shown = path.display().to_string();
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    warnings.push(format!("preset {shown} refused: cannot read: {e}"));
+                    continue;
+                }
+            };
+            let (preset, _) = match self.load(bytes.clone()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(file = %shown, reason = %e.detail, "refused preset component");
+                    warnings.push(format!("preset {shown} refused: {}", e.detail));
+                    continue;
+                }
+            };
+            let record = PresetRecord {
+                name: preset.name.clone(),
+                version: preset.version.clone(),
+                sha256: preset.sha256.clone(),
+                size_bytes: bytes.len() as u64,
+                interface: format!("mediahost:preset@{}", preset.interface),
+                published_at: now_rfc3339(),
+                origin: Origin::Bundled,
+            };
+            let record = match self
+                .index(&record, bytes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.detail))?
+            {
+                Indexed::Created => record,
+                Indexed::Exists(existing) => {
+                    match serde_json::from_str::<PresetRecord>(&existing) {
+                        Ok(have) if have.sha256 == record.sha256 => have,
+                        _ => {
+                            let why = format!(
+                                "preset {shown} not used: {}@{} is already published with other \
+                                 bytes, and a published version is immutable; bump the version \
+                                 to ship a change",
+                                record.name, record.version
+                            );
+                            tracing::warn!("{why}");
+                            warnings.push(why);
+                            continue;
+                        }
+                    }
+                }
+            };
+            tracing::info!(preset = %record.name, version = %record.version, file = %shown, "loaded preset");
+            self.registry.insert(Listing {
+                preset,
+                record,
+                yanked_at: None,
+            });
+        }
+        Ok(warnings)
+    }
+
+    /// Brings the registry in step with the index: loads versions this process lacks, applies
+    /// yanks. Failures are logged (once per reason) and retried at the next reconcile.
+    pub async fn reconcile(&self) -> Reconciled {
+        let _one = self.reconciling.lock().await;
+        let mut conn = self.redis.clone();
+        let fetched: redis::RedisResult<(HashMap<String, String>, HashMap<String, String>)> =
+            redis::pipe()
+                .hgetall(self.index_key())
+                .hgetall(self.yanked_key())
+                .query_async(&mut conn)
+                .await;
+        let (index, yanked) = match fetched {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the preset index; retrying at the next reconcile");
+                return Reconciled::default();
+            }
+        };
+        let mut done = Reconciled::default();
+        for (key, json) in index {
+            let yanked_at = yanked.get(&key).cloned();
+            let record: PresetRecord = match serde_json::from_str(&json) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.note_failure(&key, format!("unreadable index entry: {e}"));
+                    done.failed += 1;
+                    continue;
+                }
+            };
+            if !self
+                .registry
+                .has(&record.name, &record.version, &record.sha256)
+            {
+                let started = Instant::now();
+                match self.load_published(&record).await {
+                    Ok((preset, from)) => {
+                        tracing::info!(
+                            preset = %record.name, version = %record.version, ?from,
+                            ms = started.elapsed().as_millis() as u64,
+                            "loaded published preset"
+                        );
+                        self.failing.lock().expect("failing lock").remove(&key);
+                        self.registry.insert(Listing {
+                            preset,
+                            record: record.clone(),
+                            yanked_at: yanked_at.clone(),
+                        });
+                        done.loaded += 1;
+                    }
+                    Err(why) => {
+                        self.note_failure(&key, why);
+                        done.failed += 1;
+                        continue;
+                    }
+                }
+            }
+            self.registry
+                .set_yanked(&record.name, &record.version, yanked_at);
+        }
+        done
+    }
+
+    fn note_failure(&self, key: &str, why: String) {
+        let mut failing = self.failing.lock().expect("failing lock");
+        if failing.get(key) != Some(&why) {
+            tracing::warn!(preset = %key, reason = %why, "cannot load a published preset; retrying at the next reconcile");
+            failing.insert(key.to_owned(), why);
+        }
+    }
+
+    /// Fetches a published component and loads it, checking that it is what the record says.
+    async fn load_published(
+        &self,
+        record: &PresetRecord,
+    ) -> Result<(Arc<Preset>, CompiledFrom), String> {
+        let bytes = self
+            .storage
+            .get_bytes(&blob_key(&record.sha256), MAX_COMPONENT_BYTES as u64)
+            .await
+            .map_err(|e| format!("cannot fetch the component: {e}"))?;
+        let (preset, from) = self.load(Bytes::from(bytes)).await.map_err(|e| e.detail)?;
+        if preset.sha256 != record.sha256
+            || preset.name != record.name
+            || preset.version != record.version
+        {
+            return Err(format!(
+                "the stored component is {}@{} with sha256 {}, not what the index says",
+                preset.name, preset.version, preset.sha256
+            ));
+        }
+        Ok((preset, from))
+    }
+
+    /// One exact version, loading it from the catalog if this process does not have it yet
+    /// (a job can reach a worker before the announcement of its version does).
+    pub async fn get(&self, name: &str, version: &Version) -> Option<Arc<Preset>> {
+        if let Some(p) = self.registry.get(name, version) {
+            return Some(p);
+        }
+        self.reconcile().await;
+        self.registry.get(name, version)
+    }
+
+    /// Resolves a requirement; when nothing matches, catches up with the index once first.
+    pub async fn resolve(
+        &self,
+        name: &str,
+        requirement: Option<&str>,
+    ) -> Result<Arc<Preset>, ApiError> {
+        match self.registry.resolve(name, requirement) {
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::PresetNotFound | ErrorCode::PresetVersionNotFound
+                ) =>
+            {
+                self.reconcile().await;
+                self.registry.resolve(name, requirement)
+            }
+            other => other,
+        }
+    }
+
+    /// Keeps the registry in step: a subscription to change announcements (reconnecting when
+    /// it drops) and a reconcile every `every`. Runs until `shutdown`.
+    pub fn spawn_sync(
+        self: &Arc<Self>,
+        every: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            let timer = {
+                let catalog = catalog.clone();
+                async move {
+                    let mut ticker = tokio::time::interval(every);
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        ticker.tick().await;
+                        catalog.reconcile().await;
+                    }
+                }
+            };
+            let mut stop = shutdown;
+            tokio::select! {
+                _ = timer => {}
+                _ = catalog.listen() => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        })
+    }
+
+    async fn listen(&self) {
+        loop {
+            match self.subscribe().await {
+                Ok(mut messages) => {
+                    // Catch up on anything announced while this process was not listening.
+                    self.reconcile().await;
+                    while let Some(message) = messages.next().await {
+                        let text: String = message.get_payload().unwrap_or_default();
+                        tracing::debug!(event = %text, "preset change announced");
+                        self.reconcile().await;
+                    }
+                    tracing::warn!("lost the preset change subscription; reconnecting");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot subscribe to preset changes; retrying");
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn subscribe(
+        &self,
+    ) -> redis::RedisResult<impl futures::Stream<Item = redis::Msg> + use<>> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.channel()).await?;
+        Ok(pubsub.into_on_message())
+    }
+}
+
+enum Indexed {
+    Created,
+    /// The version was already indexed; the existing record's JSON.
+    Exists(String),
+}
+
+fn exists(preset: &Preset, existing: &str) -> ApiError {
+    let same =
+        serde_json::from_str::<PresetRecord>(existing).is_ok_and(|r| r.sha256 == preset.sha256);
+    let detail = if same {
+        format!(
+            "{}@{} is already published with these exact bytes; nothing to do",
+            preset.name, preset.version
+        )
+    } else {
+        format!(
+            "{}@{} is already published with other bytes; a published version is immutable: \
+             bump the version in describe() and push again",
+            preset.name, preset.version
+        )
+    };
+    ApiError::new(ErrorCode::PresetVersionExists, detail)
+        .with("preset", preset.name.as_str())
+        .with("version", preset.version.to_string())
+}
