@@ -210,10 +210,12 @@ fn shared(cell: &'static OnceLock<Result<Host, String>>, storage: StorageKind) -
     }
 }
 
-/// The binary under test: `$MEDIAHOST_BIN`, else `<target>/debug/mediahost`.
+/// The binary under test: `$MEDIAHOST_BIN` (relative to the repository root), else
+/// `<target>/debug/mediahost`.
 pub fn mediahost_binary() -> PathBuf {
     let path = match std::env::var_os("MEDIAHOST_BIN") {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
+        // Relative to the repository root, where the scripts and the README's commands run.
+        Some(path) if !path.is_empty() => crate::repo_root().join(path),
         _ => crate::target_dir().join("debug/mediahost"),
     };
     if !process::is_executable(&path) {

@@ -6,6 +6,7 @@
 //! - [`redis`]: a private `redis-server` on a free port;
 //! - [`s3`]: a private `s3s-fs` (S3-compatible server) and a SigV4 presigner to talk to it;
 //! - [`host`]: the `mediahost serve` binary under test, one per test binary where possible;
+//! - [`deployment`]: separate `mediahost api` and `mediahost worker` processes on one Redis;
 //! - [`client`]: the HTTP calls a user makes (upload, submit, poll, download) and problem checks;
 //! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results.
 //!
@@ -13,6 +14,7 @@
 //! public surface, the way a user or an operator would.
 
 pub mod client;
+pub mod deployment;
 pub mod host;
 pub mod media;
 pub mod process;

@@ -2,110 +2,24 @@
 //! the queue until a worker exists, and a worker killed with SIGKILL in the middle of a job does
 //! not lose it: another worker reclaims it and completes it, once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mediahost_e2e::client::Client;
-use mediahost_e2e::host::{mediahost_binary, presets_dir};
+use mediahost_e2e::deployment::{Deployment, wait_for_state};
+use mediahost_e2e::host::presets_dir;
 use mediahost_e2e::media;
-use mediahost_e2e::process::{self, Daemon};
-use mediahost_e2e::redis::Redis;
-use serde_json::{Value, json};
-
-struct Deployment {
-    redis: Redis,
-    dir: tempfile::TempDir,
-    api: Daemon,
-    client: Client,
-}
-
-fn mediahost(role: &str, redis: &Redis, data: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(mediahost_binary());
-    cmd.arg(role)
-        .args(["--redis", &redis.url()])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--presets-dir")
-        .arg(presets_dir())
-        .args(extra)
-        .env("RUST_LOG", "info");
-    cmd
-}
+use serde_json::json;
 
 async fn deploy(label: &str) -> Deployment {
-    let redis = Redis::start();
-    let dir = process::fixture_dir(label);
-    let data = dir.path().join("data");
-    let port = process::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let api = Daemon::spawn(
-        "mediahost api",
-        mediahost("api", &redis, &data, &["--listen", &listen]),
-        &dir.path().join("api.log"),
-    );
-    let client = Client::new(
-        format!("http://{listen}"),
-        api.log_path().to_owned(),
-        vec![],
-    );
-    let started = Instant::now();
-    while client
-        .http()
-        .get(client.url("/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the API did not start: {}",
-            api.log_tail(30)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Deployment {
-        redis,
-        dir,
-        api,
-        client,
-    }
+    Deployment::start(label, &presets_dir(), &[]).await
 }
 
-impl Deployment {
-    fn worker(&self, name: &str, reclaim_after_s: &str) -> Daemon {
-        Daemon::spawn(
-            name,
-            mediahost(
-                "worker",
-                &self.redis,
-                &self.dir.path().join("data"),
-                &["--reclaim-after-s", reclaim_after_s, "--concurrency", "1"],
-            ),
-            &self.dir.path().join(format!("{name}.log")),
-        )
-    }
-
-    fn scratch_dirs(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.dir.path().join("data/scratch"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    }
-}
-
-async fn wait_for_state(client: &Client, id: &str, state: &str, limit: Duration) -> Value {
-    let started = Instant::now();
-    loop {
-        let job = client.job(id).await;
-        if job["state"] == state {
-            return job;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "job {id} did not reach {state} within {limit:?}: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+fn worker(d: &Deployment, name: &str, reclaim_after_s: &str) -> mediahost_e2e::process::Daemon {
+    d.worker(
+        name,
+        &["--reclaim-after-s", reclaim_after_s, "--concurrency", "1"],
+    )
 }
 
 #[tokio::test]
@@ -125,7 +39,7 @@ async fn a_job_waits_for_a_worker_process_and_completes_on_it() {
         "the API process must not run jobs: {waiting}"
     );
 
-    let _worker = d.worker("worker-a", "30");
+    let _worker = worker(&d, "worker-a", "30");
     let job = d.client.wait_terminal(&id).await;
     assert_eq!(job["state"], "COMPLETED", "{job}\n{}", d.api.log_tail(20));
     assert_eq!(job["attempts"], 1);
@@ -154,7 +68,7 @@ async fn a_killed_worker_s_job_is_reclaimed_and_completed_once() {
         .submit_ok(&json!({"preset": "audio-convert", "inputs": {"main": uri}, "params": {"codec": "opus"}}))
         .await;
 
-    let mut first = d.worker("worker-a", "3");
+    let mut first = worker(&d, "worker-a", "3");
     wait_for_state(&d.client, &id, "PROCESSING", Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
@@ -175,7 +89,7 @@ async fn a_killed_worker_s_job_is_reclaimed_and_completed_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let second = d.worker("worker-b", "3");
+    let second = worker(&d, "worker-b", "3");
     let job = d.client.wait_terminal(&id).await;
     let recovered_in = killed_at.elapsed();
     assert_eq!(job["state"], "COMPLETED", "{job}\n{}", second.log_tail(30));

@@ -102,3 +102,58 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine::default()
+    }
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_artifact_is_found_again_and_a_corrupt_one_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let cache = ArtifactCache::open(dir.path().to_owned(), &engine).unwrap();
+        assert!(cache.get(&engine, SHA).is_none(), "empty cache");
+
+        let bytes = wat::parse_str("(component)").unwrap();
+        let component = Component::new(&engine, &bytes).unwrap();
+        cache.put(SHA, &component);
+        assert!(cache.get(&engine, SHA).is_some(), "cached artifact is used");
+
+        let file = cache.path(SHA);
+        std::fs::write(&file, b"not an artifact").unwrap();
+        assert!(
+            cache.get(&engine, SHA).is_none(),
+            "corrupt artifact is a miss"
+        );
+        assert!(!file.exists(), "and is removed");
+    }
+
+    #[test]
+    fn another_engine_configuration_never_sees_the_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = engine();
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let other = Engine::new(&config).unwrap();
+        let a = ArtifactCache::open(dir.path().to_owned(), &plain).unwrap();
+        let b = ArtifactCache::open(dir.path().to_owned(), &other).unwrap();
+        let component = Component::new(&plain, wat::parse_str("(component)").unwrap()).unwrap();
+        a.put(SHA, &component);
+        assert_ne!(a.path(SHA), b.path(SHA));
+        assert!(b.get(&other, SHA).is_none());
+    }
+
+    #[test]
+    fn names_that_are_not_digests_are_never_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let cache = ArtifactCache::open(dir.path().to_owned(), &engine).unwrap();
+        assert!(cache.get(&engine, "../../etc/passwd").is_none());
+    }
+}

@@ -252,6 +252,12 @@ impl Runtime {
         let (component, from) = match cached {
             Some(component) => (component, CompiledFrom::Cache),
             None => {
+                if bytes.starts_with(b"\0asm\x01\0\0\0") {
+                    return Err(LoadError::invalid(
+                        "this is a core WebAssembly module, not a component; build the preset \
+                         for the wasm32-wasip2 target (presets-wasm/build.sh does)",
+                    ));
+                }
                 let component = Component::new(&self.engine, bytes).map_err(|e| {
                     LoadError::invalid(format!("not a valid WebAssembly component: {e:#}"))
                 })?;
