@@ -157,6 +157,26 @@ pub struct Options {
     )]
     pub admin_token: Option<String>,
 
+    /// Attempts a job gets: a retryable failure (storage, Redis, a timeout, a lost worker) is
+    /// retried with exponential backoff until then, and the job is DEAD after the last.
+    #[arg(
+        long,
+        env = "MEDIAHOST_MAX_ATTEMPTS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub max_attempts: u32,
+
+    /// Milliseconds before the first retry; each further retry waits twice as long (with
+    /// jitter), at most five minutes.
+    #[arg(
+        long,
+        env = "MEDIAHOST_RETRY_BASE_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub retry_base_ms: u64,
+
     /// Milliseconds a preset call may run.
     #[arg(
         long,

@@ -35,6 +35,10 @@ pub enum ErrorCode {
     PresetFailed,
     PlanRejected,
     FfmpegFailed,
+    FfmpegTimeout,
+    WorkerLost,
+    JobNotCancellable,
+    IdempotencyKeyReused,
     AnalysisFailed,
     StorageFailed,
     QueueUnavailable,
@@ -66,6 +70,10 @@ impl ErrorCode {
             Self::PresetFailed => "PRESET_FAILED",
             Self::PlanRejected => "PLAN_REJECTED",
             Self::FfmpegFailed => "FFMPEG_FAILED",
+            Self::FfmpegTimeout => "FFMPEG_TIMEOUT",
+            Self::WorkerLost => "WORKER_LOST",
+            Self::JobNotCancellable => "JOB_NOT_CANCELLABLE",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::AnalysisFailed => "ANALYSIS_FAILED",
             Self::StorageFailed => "STORAGE_FAILED",
             Self::QueueUnavailable => "QUEUE_UNAVAILABLE",
@@ -80,7 +88,7 @@ impl ErrorCode {
             Self::NotFound | Self::PresetNotFound | Self::JobNotFound => StatusCode::NOT_FOUND,
             Self::SignatureInvalid => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::PresetVersionExists => StatusCode::CONFLICT,
+            Self::PresetVersionExists | Self::JobNotCancellable => StatusCode::CONFLICT,
             Self::PresetTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::PresetVersionNotFound
             | Self::VersionRequirementInvalid
@@ -93,11 +101,15 @@ impl ErrorCode {
             | Self::PresetInvalid
             | Self::PresetInterfaceUnsupported
             | Self::PresetRefused
+            | Self::IdempotencyKeyReused
             | Self::PlanRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::StorageFailed | Self::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::PresetFailed | Self::FfmpegFailed | Self::AnalysisFailed | Self::Internal => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::PresetFailed
+            | Self::FfmpegFailed
+            | Self::FfmpegTimeout
+            | Self::WorkerLost
+            | Self::AnalysisFailed
+            | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -127,11 +139,31 @@ impl ErrorCode {
             Self::PresetFailed => "The preset failed while planning",
             Self::PlanRejected => "The preset's plan was rejected by the host",
             Self::FfmpegFailed => "ffmpeg failed",
+            Self::FfmpegTimeout => "ffmpeg ran past its time limit",
+            Self::WorkerLost => "The worker running the job stopped",
+            Self::JobNotCancellable => "The job has already finished",
+            Self::IdempotencyKeyReused => "The Idempotency-Key was used for another request",
             Self::AnalysisFailed => "A measurement of the media failed",
             Self::StorageFailed => "Object storage failed",
             Self::QueueUnavailable => "The job queue is unavailable",
             Self::Internal => "Internal error",
         }
+    }
+}
+
+impl ErrorCode {
+    /// Whether a job failing with this code may succeed if run again: storage or Redis
+    /// failures, timeouts and lost workers are retried with backoff; bad media, a preset's
+    /// refusal or a rejected plan would fail the same way again.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            Self::StorageFailed
+                | Self::QueueUnavailable
+                | Self::FfmpegTimeout
+                | Self::WorkerLost
+                | Self::Internal
+        )
     }
 }
 

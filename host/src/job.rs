@@ -12,8 +12,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::error::JobError;
+use crate::error::{ErrorCode, JobError};
 
+fn default_max_attempts() -> u32 {
+    3
+}
+
+/// `PENDING → PROCESSING → COMPLETED | FAILED`, or back to `PENDING` (a retry after a
+/// retryable failure) until the attempts run out: then `DEAD`. `CANCELLED` by request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobState {
@@ -21,13 +27,67 @@ pub enum JobState {
     Processing,
     Completed,
     Failed,
+    Dead,
+    Cancelled,
 }
 
 impl JobState {
+    /// The wire name: `PENDING`, `COMPLETED`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Processing => "PROCESSING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::Dead => "DEAD",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Dead | Self::Cancelled
+        )
     }
 }
+
+/// Which queue a job waits in; workers take high before normal before low, FIFO within one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Normal => "normal",
+            Self::Low => "low",
+        }
+    }
+}
+
+/// One state change, timestamped, with the failure that caused it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Transition {
+    pub state: JobState,
+    pub at: String,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The most transitions kept in a record (a job retried many times keeps the latest).
+const MAX_HISTORY: usize = 64;
 
 /// The exact preset version a job is pinned to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +152,17 @@ pub struct Job {
     pub report: Option<Map<String, Value>>,
     pub error: Option<JobError>,
     pub attempts: u32,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub priority: Priority,
+    /// When a retry is due, while the job waits for one.
+    #[serde(default)]
+    pub next_attempt_at: Option<String>,
+    #[serde(default)]
+    pub next_attempt_unix_ms: Option<u64>,
+    #[serde(default)]
+    pub history: Vec<Transition>,
     /// The job this one replays, for `POST /v1/jobs/{id}/replay`.
     #[serde(default)]
     pub replay_of: Option<Uuid>,
@@ -116,6 +187,7 @@ impl Job {
         params: Map<String, Value>,
     ) -> Self {
         let now = SystemTime::now();
+        let created_at = now_rfc3339();
         Self {
             id: Uuid::new_v4(),
             state: JobState::Pending,
@@ -127,13 +199,39 @@ impl Job {
             report: None,
             error: None,
             attempts: 0,
+            max_attempts: default_max_attempts(),
+            priority: Priority::Normal,
+            next_attempt_at: None,
+            next_attempt_unix_ms: None,
+            history: vec![Transition {
+                state: JobState::Pending,
+                at: created_at.clone(),
+                attempt: 0,
+                code: None,
+                note: None,
+            }],
             replay_of: None,
             created_unix_ms: unix_ms(now),
             timings: Timings {
-                created_at: now_rfc3339(),
+                created_at,
                 ..Timings::default()
             },
         }
+    }
+
+    /// Moves the job to `state`, recording when, on which attempt and why.
+    pub fn transition(&mut self, state: JobState, code: Option<ErrorCode>, note: Option<String>) {
+        self.state = state;
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(1);
+        }
+        self.history.push(Transition {
+            state,
+            at: now_rfc3339(),
+            attempt: self.attempts,
+            code,
+            note,
+        });
     }
 
     /// Seconds since the job was submitted.
@@ -186,6 +284,82 @@ impl JobStore {
     pub async fn get(&self, id: &Uuid) -> redis::RedisResult<Option<Job>> {
         let raw: Option<String> = self.redis.clone().get(self.key(id)).await?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    /// The record and its exact stored text, for [`JobStore::replace`].
+    pub async fn get_raw(&self, id: &Uuid) -> redis::RedisResult<Option<(Job, String)>> {
+        let raw: Option<String> = self.redis.clone().get(self.key(id)).await?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok().map(|j| (j, r))))
+    }
+
+    /// Writes `job` only if the stored record is still exactly `expected`: a state change that
+    /// must not overwrite a concurrent one (a cancel against a worker starting the job).
+    pub async fn replace(&self, job: &Job, expected: &str) -> redis::RedisResult<bool> {
+        let body = serde_json::to_string(job).expect("job records serialize");
+        let ttl = if job.state.is_terminal() {
+            RECORD_TTL_S
+        } else {
+            0
+        };
+        let swapped: i64 = redis::Script::new(
+            r"
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+            if tonumber(ARGV[3]) > 0 then
+                redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+            else
+                redis.call('SET', KEYS[1], ARGV[2])
+            end
+            return 1",
+        )
+        .key(self.key(&job.id))
+        .arg(expected)
+        .arg(body)
+        .arg(ttl)
+        .invoke_async(&mut self.redis.clone())
+        .await?;
+        Ok(swapped == 1)
+    }
+
+    /// Adds writing the record to a pipeline (a finished record expires after 30 days).
+    pub fn put_into(&self, pipe: &mut redis::Pipeline, job: &Job) {
+        let body = serde_json::to_string(job).expect("job records serialize");
+        if job.state.is_terminal() {
+            pipe.set_ex(self.key(&job.id), body, RECORD_TTL_S as u64)
+                .ignore()
+                .expire(self.log_key(&job.id), RECORD_TTL_S)
+                .ignore();
+        } else {
+            pipe.set(self.key(&job.id), body).ignore();
+        }
+    }
+
+    /// Where an `Idempotency-Key` (by its SHA-256) remembers the job it created.
+    pub fn idempotency_key(&self, key_sha256: &str) -> String {
+        format!("{}:idem:{key_sha256}", self.prefix)
+    }
+
+    fn cancel_key(&self, id: &Uuid) -> String {
+        format!("{}:job:{id}:cancel", self.prefix)
+    }
+
+    /// Asks the worker running the job to stop it.
+    pub async fn request_cancel(&self, id: &Uuid) -> redis::RedisResult<()> {
+        self.redis
+            .clone()
+            .set_ex(self.cancel_key(id), 1, RECORD_TTL_S as u64)
+            .await
+    }
+
+    /// Returns once a cancel of the job has been requested (checked every 250 ms).
+    pub async fn wait_for_cancel(&self, id: &Uuid) {
+        let key = self.cancel_key(id);
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let asked: redis::RedisResult<bool> = self.redis.clone().exists(&key).await;
+            if asked.unwrap_or(false) {
+                return;
+            }
+        }
     }
 
     pub async fn put(&self, job: &Job) -> redis::RedisResult<()> {

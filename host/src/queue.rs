@@ -1,15 +1,21 @@
-//! The job queue: a Redis stream with one consumer group shared by every worker process.
+//! The job queue: one Redis stream per priority, each with one consumer group shared by every
+//! worker process, and a sorted set of retries waiting for their backoff to pass.
 //!
-//! At-least-once: an entry stays in the group's pending list until the worker that holds it
-//! acknowledges it after recording a terminal state. A worker renews its claim while it works;
-//! an entry whose holder stopped renewing (a crashed or killed worker) is claimed by another
-//! worker after `reclaim_after`.
+//! At-least-once: an entry stays in its group's pending list until the worker that holds it
+//! acknowledges it, after recording a terminal state or scheduling a retry (in the same
+//! transaction). A worker renews its claim while it works; an entry whose holder stopped renewing
+//! (a crashed or killed worker) is claimed by another worker after `reclaim_after`.
+//!
+//! Workers take high before normal before low, FIFO within one. A retry waits in
+//! `<prefix>:delayed` (scored by when it is due) until a worker moves it back to its stream.
 
 use std::time::Duration;
 
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
+
+use crate::job::Priority;
 
 const GROUP: &str = "workers";
 
@@ -18,99 +24,164 @@ const GROUP: &str = "workers";
 pub struct Delivery {
     pub entry: String,
     pub job_id: Uuid,
+    pub priority: Priority,
     /// True when the entry was taken over from a worker that stopped renewing it.
     pub reclaimed: bool,
 }
 
 #[derive(Clone)]
 pub struct Queue {
-    stream: String,
+    prefix: String,
     reclaim_after: Duration,
 }
 
 impl Queue {
     pub fn new(prefix: &str, reclaim_after: Duration) -> Self {
         Self {
-            stream: format!("{prefix}:queue"),
+            prefix: prefix.to_owned(),
             reclaim_after,
         }
     }
 
-    pub fn stream(&self) -> &str {
-        &self.stream
+    /// The stream of a priority. Normal keeps the name of the single stream of earlier versions,
+    /// so entries queued before an upgrade are still taken.
+    pub fn stream(&self, priority: Priority) -> String {
+        match priority {
+            Priority::Normal => format!("{}:queue", self.prefix),
+            other => format!("{}:queue:{}", self.prefix, other.as_str()),
+        }
+    }
+
+    fn delayed(&self) -> String {
+        format!("{}:delayed", self.prefix)
+    }
+
+    fn priority_of(&self, stream: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| self.stream(*p) == stream)
     }
 
     pub fn reclaim_after(&self) -> Duration {
         self.reclaim_after
     }
 
-    /// Creates the stream and the consumer group if they do not exist yet.
+    /// Creates the streams and their consumer groups if they do not exist yet.
     pub async fn ensure_group(
         &self,
         conn: &mut impl redis::aio::ConnectionLike,
     ) -> redis::RedisResult<()> {
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(conn)
-            .await;
-        match created {
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
+        for priority in Priority::ALL {
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.stream(priority))
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(conn)
+                .await;
+            match created {
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                other => other?,
+            }
         }
+        Ok(())
     }
 
     /// Adds the enqueue command to a pipeline (so a job record and its entry land together).
-    pub fn enqueue_into(&self, pipe: &mut redis::Pipeline, job_id: &Uuid) {
+    pub fn enqueue_into(&self, pipe: &mut redis::Pipeline, job_id: &Uuid, priority: Priority) {
         pipe.cmd("XADD")
-            .arg(&self.stream)
+            .arg(self.stream(priority))
             .arg("*")
             .arg("job")
             .arg(job_id.to_string())
             .ignore();
     }
 
-    /// Takes the next job: first one abandoned by a dead worker, else a new one, waiting up to
-    /// `block` for it.
+    /// Takes the next job: first one abandoned by a dead worker, else a new one by priority,
+    /// waiting up to `block` for one.
     pub async fn next(
         &self,
         conn: &mut MultiplexedConnection,
         consumer: &str,
         block: Duration,
     ) -> redis::RedisResult<Option<Delivery>> {
-        let claimed: Value = redis::cmd("XAUTOCLAIM")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(self.reclaim_after.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(conn)
-            .await?;
-        if let Some(d) = autoclaim_entry(&claimed) {
-            return Ok(Some(Delivery {
-                reclaimed: true,
-                ..d
-            }));
+        for priority in Priority::ALL {
+            let claimed: Value = redis::cmd("XAUTOCLAIM")
+                .arg(self.stream(priority))
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(self.reclaim_after.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(conn)
+                .await?;
+            if let Some((entry, job_id)) = autoclaim_entry(&claimed) {
+                return Ok(Some(Delivery {
+                    entry,
+                    job_id,
+                    priority,
+                    reclaimed: true,
+                }));
+            }
         }
-        let read: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+        for priority in Priority::ALL {
+            if let Some(d) = self.read(conn, consumer, &[priority], None).await?.pop() {
+                return Ok(Some(d));
+            }
+        }
+        // Nothing waiting: block on all three. Entries of two priorities can arrive in the same
+        // wake-up; the highest runs and the others go back to the end of their stream.
+        let mut got = self
+            .read(conn, consumer, &Priority::ALL, Some(block))
+            .await?;
+        got.sort_by_key(|d| d.priority as u8);
+        let mut got = got.into_iter();
+        let first = got.next();
+        for extra in got {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            self.enqueue_into(&mut pipe, &extra.job_id, extra.priority);
+            self.ack_into(&mut pipe, &extra);
+            pipe.query_async::<()>(conn).await?;
+        }
+        Ok(first)
+    }
+
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        consumer: &str,
+        priorities: &[Priority],
+        block: Option<Duration>,
+    ) -> redis::RedisResult<Vec<Delivery>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
             .arg(GROUP)
             .arg(consumer)
             .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&self.stream)
-            .arg(">")
-            .query_async(conn)
-            .await?;
-        Ok(readgroup_entry(&read))
+            .arg(1);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        cmd.arg("STREAMS");
+        for p in priorities {
+            cmd.arg(self.stream(*p));
+        }
+        for _ in priorities {
+            cmd.arg(">");
+        }
+        let read: Value = cmd.query_async(conn).await?;
+        Ok(readgroup_entries(&read)
+            .into_iter()
+            .filter_map(|(stream, entry, job_id)| {
+                Some(Delivery {
+                    entry,
+                    job_id,
+                    priority: self.priority_of(&stream)?,
+                    reclaimed: false,
+                })
+            })
+            .collect())
     }
 
     /// Renews this worker's claim so nobody reclaims a job that is still running.
@@ -118,46 +189,116 @@ impl Queue {
         &self,
         conn: &mut impl redis::aio::ConnectionLike,
         consumer: &str,
-        entry: &str,
+        delivery: &Delivery,
     ) -> redis::RedisResult<()> {
         redis::cmd("XCLAIM")
-            .arg(&self.stream)
+            .arg(self.stream(delivery.priority))
             .arg(GROUP)
             .arg(consumer)
             .arg(0)
-            .arg(entry)
+            .arg(&delivery.entry)
             .arg("JUSTID")
             .query_async::<Value>(conn)
             .await
             .map(|_| ())
     }
 
+    /// Adds acknowledging and removing a delivery's entry to a pipeline.
+    pub fn ack_into(&self, pipe: &mut redis::Pipeline, delivery: &Delivery) {
+        let stream = self.stream(delivery.priority);
+        pipe.cmd("XACK")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(&delivery.entry)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&stream)
+            .arg(&delivery.entry)
+            .ignore();
+    }
+
     /// Acknowledges and removes a finished entry.
     pub async fn ack(
         &self,
         conn: &mut impl redis::aio::ConnectionLike,
-        entry: &str,
+        delivery: &Delivery,
     ) -> redis::RedisResult<()> {
-        redis::pipe()
-            .cmd("XACK")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(entry)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&self.stream)
-            .arg(entry)
-            .ignore()
-            .query_async(conn)
-            .await
+        let mut pipe = redis::pipe();
+        self.ack_into(&mut pipe, delivery);
+        pipe.query_async(conn).await
     }
 
-    /// Entries waiting to be read plus entries held by workers.
+    /// Adds scheduling a retry, due at `due_unix_ms`, to a pipeline.
+    pub fn schedule_retry_into(
+        &self,
+        pipe: &mut redis::Pipeline,
+        job_id: &Uuid,
+        priority: Priority,
+        due_unix_ms: u64,
+    ) {
+        pipe.zadd(
+            self.delayed(),
+            format!("{}:{job_id}", priority.as_str()),
+            due_unix_ms,
+        )
+        .ignore();
+    }
+
+    /// Removes a scheduled retry (a cancelled job).
+    pub async fn unschedule(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        job_id: &Uuid,
+        priority: Priority,
+    ) -> redis::RedisResult<()> {
+        redis::cmd("ZREM")
+            .arg(self.delayed())
+            .arg(format!("{}:{job_id}", priority.as_str()))
+            .query_async::<i64>(conn)
+            .await
+            .map(|_| ())
+    }
+
+    /// Moves retries that are due back to their streams, atomically (several workers run this).
+    pub async fn promote_due(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        now_unix_ms: u64,
+    ) -> redis::RedisResult<u64> {
+        redis::Script::new(
+            r"
+            local streams = {high = KEYS[2], normal = KEYS[3], low = KEYS[4]}
+            local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
+            for _, member in ipairs(due) do
+                redis.call('ZREM', KEYS[1], member)
+                local sep = string.find(member, ':', 1, true)
+                local stream = streams[string.sub(member, 1, sep - 1)] or KEYS[3]
+                redis.call('XADD', stream, '*', 'job', string.sub(member, sep + 1))
+            end
+            return #due",
+        )
+        .key(self.delayed())
+        .key(self.stream(Priority::High))
+        .key(self.stream(Priority::Normal))
+        .key(self.stream(Priority::Low))
+        .arg(now_unix_ms)
+        .invoke_async(conn)
+        .await
+    }
+
+    /// Entries per priority (waiting plus held by workers), and retries waiting for backoff.
     pub async fn depth(
         &self,
         conn: &mut impl redis::aio::ConnectionLike,
-    ) -> redis::RedisResult<u64> {
-        redis::cmd("XLEN").arg(&self.stream).query_async(conn).await
+    ) -> redis::RedisResult<(Vec<(Priority, u64)>, u64)> {
+        let mut pipe = redis::pipe();
+        for p in Priority::ALL {
+            pipe.cmd("XLEN").arg(self.stream(p));
+        }
+        pipe.cmd("ZCARD").arg(self.delayed());
+        let counts: Vec<u64> = pipe.query_async(conn).await?;
+        let delayed = counts.last().copied().unwrap_or(0);
+        Ok((Priority::ALL.into_iter().zip(counts).collect(), delayed))
     }
 }
 
@@ -169,8 +310,8 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// One `[id, [field, value, ...]]` stream entry.
-fn entry(v: &Value) -> Option<Delivery> {
+/// One `[id, [field, value, ...]]` stream entry: its id and job.
+fn entry(v: &Value) -> Option<(String, Uuid)> {
     let Value::Array(parts) = v else { return None };
     let id = text(parts.first()?)?;
     let Value::Array(fields) = parts.get(1)? else {
@@ -180,15 +321,11 @@ fn entry(v: &Value) -> Option<Delivery> {
         .chunks(2)
         .find(|kv| kv.first().and_then(text).as_deref() == Some("job"))
         .and_then(|kv| kv.get(1).and_then(text))?;
-    Some(Delivery {
-        entry: id,
-        job_id: job.parse().ok()?,
-        reclaimed: false,
-    })
+    Some((id, job.parse().ok()?))
 }
 
 /// XAUTOCLAIM answers `[next-cursor, [entries...], [deleted ids...]]`.
-fn autoclaim_entry(v: &Value) -> Option<Delivery> {
+fn autoclaim_entry(v: &Value) -> Option<(String, Uuid)> {
     let Value::Array(parts) = v else { return None };
     let Value::Array(entries) = parts.get(1)? else {
         return None;
@@ -196,21 +333,28 @@ fn autoclaim_entry(v: &Value) -> Option<Delivery> {
     entries.iter().find_map(entry)
 }
 
-/// XREADGROUP answers `[[stream, [entries...]]]` (RESP2) or a map (RESP3).
-fn readgroup_entry(v: &Value) -> Option<Delivery> {
-    let streams: Vec<&Value> = match v {
+/// XREADGROUP answers `[[stream, [entries...]], ...]` (RESP2) or a map (RESP3).
+fn readgroup_entries(v: &Value) -> Vec<(String, String, Uuid)> {
+    let streams: Vec<(&Value, &Value)> = match v {
         Value::Array(streams) => streams
             .iter()
             .filter_map(|s| match s {
-                Value::Array(pair) => pair.get(1),
+                Value::Array(pair) => Some((pair.first()?, pair.get(1)?)),
                 _ => None,
             })
             .collect(),
-        Value::Map(pairs) => pairs.iter().map(|(_, entries)| entries).collect(),
-        _ => return None,
+        Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        _ => return Vec::new(),
     };
-    streams.into_iter().find_map(|entries| match entries {
-        Value::Array(list) => list.iter().find_map(entry),
-        _ => None,
-    })
+    streams
+        .into_iter()
+        .filter_map(|(name, entries)| {
+            let name = text(name)?;
+            let Value::Array(list) = entries else {
+                return None;
+            };
+            let (id, job) = list.iter().find_map(entry)?;
+            Some((name, id, job))
+        })
+        .collect()
 }

@@ -105,6 +105,10 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
                 scratch_root: scratch_root.clone(),
             }),
             queue: queue.clone(),
+            retry: crate::worker::RetryPolicy {
+                base: Duration::from_millis(opts.retry_base_ms.max(1)),
+                max: Duration::from_secs(300),
+            },
             redis: client.clone(),
             concurrency: opts.concurrency.max(1),
             name: format!("{}-{}", hostname(), std::process::id()),
@@ -120,6 +124,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             runtime,
             tools,
             scratch_root,
+            max_attempts: opts.max_attempts.max(1),
             admin_token: crate::secret::admin_token(
                 opts.admin_token.as_deref(),
                 &opts.admin_token_file(),

@@ -111,7 +111,7 @@ async fn main() {
                     .get_json(&format!("/v1/jobs/{id}/logs"))
                     .await
                     .to_string();
-                if started_at.is_none() && log.contains("attempt 1 started") {
+                if started_at.is_none() && log.contains("attempt 1 of") {
                     started_at = Some(answered.elapsed());
                 }
                 if log.contains(&planning) {

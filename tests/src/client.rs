@@ -193,7 +193,7 @@ impl Client {
         loop {
             let job = self.job(id).await;
             match job["state"].as_str() {
-                Some("COMPLETED" | "FAILED" | "DEAD") => return job,
+                Some("COMPLETED" | "FAILED" | "DEAD" | "CANCELLED") => return job,
                 Some("PENDING" | "PROCESSING") => {}
                 other => panic!("job {id} has an unknown state {other:?}: {job:#}"),
             }

@@ -12,12 +12,15 @@ use crate::client::Client;
 use crate::host::mediahost_binary;
 use crate::process::{self, Daemon};
 use crate::redis::Redis;
+use crate::s3::S3Server;
 
 /// The admin token every deployment's processes are started with.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
 pub struct Deployment {
     pub redis: Redis,
+    /// The S3-compatible server, for a deployment on S3 storage.
+    pub s3: Option<S3Server>,
     pub dir: tempfile::TempDir,
     pub api: Daemon,
     pub client: Client,
@@ -25,15 +28,50 @@ pub struct Deployment {
     presets_dir: PathBuf,
 }
 
+/// What a deployment runs on.
+#[derive(Default, Clone, Copy)]
+pub struct Setup {
+    /// Redis with an fsynced append-only file (it can be restarted without losing anything).
+    pub durable_redis: bool,
+    /// S3 storage on a private s3s-fs instead of the local directory.
+    pub s3: bool,
+}
+
+const BUCKET: &str = "mediahost-e2e";
+
 impl Deployment {
     /// Starts Redis and an API process loading `presets_dir`, and waits until it answers.
     pub async fn start(label: &str, presets_dir: &Path, api_args: &[&str]) -> Deployment {
-        let redis = Redis::start();
+        Self::start_with(label, presets_dir, api_args, Setup::default()).await
+    }
+
+    pub async fn start_with(
+        label: &str,
+        presets_dir: &Path,
+        api_args: &[&str],
+        setup: Setup,
+    ) -> Deployment {
+        let redis = if setup.durable_redis {
+            Redis::start_durable()
+        } else {
+            Redis::start()
+        };
+        let s3 = setup.s3.then(|| {
+            let server = S3Server::start();
+            server.create_bucket(BUCKET);
+            server
+        });
         let dir = process::fixture_dir(label);
         let port = process::free_port();
         let listen = format!("127.0.0.1:{port}");
         let base_url = format!("http://{listen}");
-        let mut command = command("api", &redis, &dir.path().join("data"), presets_dir);
+        let mut command = command(
+            "api",
+            &redis,
+            s3.as_ref(),
+            &dir.path().join("data"),
+            presets_dir,
+        );
         command.args(["--listen", &listen]).args(api_args);
         let api = Daemon::spawn("mediahost api", command, &dir.path().join("api.log"));
         let client = Client::new(base_url.clone(), api.log_path().to_owned(), vec![]);
@@ -54,6 +92,7 @@ impl Deployment {
         }
         Deployment {
             redis,
+            s3,
             dir,
             api,
             client,
@@ -72,7 +111,13 @@ impl Deployment {
 
     /// Starts a worker process named `name` (its log is `<name>.log`) with `args`.
     pub fn worker(&self, name: &str, args: &[&str]) -> Daemon {
-        let mut command = command("worker", &self.redis, &self.data_dir(), &self.presets_dir);
+        let mut command = command(
+            "worker",
+            &self.redis,
+            self.s3.as_ref(),
+            &self.data_dir(),
+            &self.presets_dir,
+        );
         command.args(args);
         Daemon::spawn(name, command, &self.dir.path().join(format!("{name}.log")))
     }
@@ -93,7 +138,13 @@ impl Deployment {
     }
 }
 
-fn command(role: &str, redis: &Redis, data: &Path, presets_dir: &Path) -> Command {
+fn command(
+    role: &str,
+    redis: &Redis,
+    s3: Option<&S3Server>,
+    data: &Path,
+    presets_dir: &Path,
+) -> Command {
     let mut cmd = Command::new(mediahost_binary());
     cmd.arg(role)
         .args(["--redis", &redis.url()])
@@ -103,6 +154,14 @@ fn command(role: &str, redis: &Redis, data: &Path, presets_dir: &Path) -> Comman
         .arg(presets_dir)
         .args(["--admin-token", ADMIN_TOKEN])
         .env("RUST_LOG", "info");
+    if let Some(s3) = s3 {
+        cmd.args(["--storage", "s3", "--s3-endpoint", &s3.endpoint()])
+            .args(["--s3-bucket", BUCKET, "--s3-path-style", "true"])
+            .args(["--s3-region", crate::s3::REGION])
+            .env("AWS_ACCESS_KEY_ID", s3.access_key())
+            .env("AWS_SECRET_ACCESS_KEY", s3.secret_key())
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+    }
     cmd
 }
 

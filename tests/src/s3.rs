@@ -97,6 +97,29 @@ impl S3Server {
         self.daemon.log_tail(lines)
     }
 
+    /// Stops the server: storage is unavailable until [`S3Server::resume`].
+    pub fn stop(&mut self) {
+        self.daemon.stop(Duration::from_secs(2));
+    }
+
+    /// Starts the server again on the same port, root and keys.
+    pub fn resume(&mut self) {
+        let mut command = Command::new(s3s_fs_binary());
+        command
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .args(["--access-key", &self.access_key, "--secret-key", &self.secret_key])
+            .arg(&self.root);
+        let log = self._dir.path().join(format!("s3s-fs-{}-resumed.log", self.port));
+        self.daemon = Daemon::spawn("s3s-fs", command, &log);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not come back: {}", self.daemon.log_tail(20));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Creates a bucket (s3s-fs keeps each bucket as a directory under its root).
     pub fn create_bucket(&self, bucket: &str) {
         std::fs::create_dir_all(self.root.join(bucket))

@@ -1,5 +1,5 @@
-//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/logs` and
-//! `POST /v1/jobs/{id}/replay`.
+//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/logs`, `POST /v1/jobs/{id}/replay`
+//! and `POST /v1/jobs/{id}/cancel`.
 //!
 //! Submission does all the checking a request can get up front: the preset and its version, the
 //! params against the preset's schema, the input names against what it declares, and that every
@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -18,7 +19,7 @@ use uuid::Uuid;
 
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
-use crate::job::{Job, PresetPin};
+use crate::job::{Job, JobState, PresetPin, Priority};
 use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::storage::{ObjectKey, StorageError};
@@ -34,12 +35,19 @@ struct SubmitJob {
     inputs: BTreeMap<String, String>,
     #[serde(default)]
     params: Map<String, Value>,
+    #[serde(default)]
+    priority: Priority,
 }
+
+/// How long an `Idempotency-Key` is remembered.
+const IDEMPOTENCY_TTL_S: u64 = 24 * 3600;
 
 pub async fn submit(
     State(state): State<SharedState>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let idempotency = idempotency_key(&headers, &body)?;
     let req: SubmitJob = parse_body(&body)?;
     let preset = state
         .catalog
@@ -51,7 +59,7 @@ pub async fn submit(
         check_input_exists(&state, name, uri).await?;
     }
 
-    let job = Job::new(
+    let mut job = Job::new(
         PresetPin {
             name: preset.name.clone(),
             version: preset.version.clone(),
@@ -60,7 +68,33 @@ pub async fn submit(
         req.inputs,
         resolved,
     );
-    accept(&state, job).await
+    job.priority = req.priority;
+    job.max_attempts = state.max_attempts;
+    accept(&state, job, idempotency).await
+}
+
+/// The `Idempotency-Key` header, if any, as (Redis key, SHA-256 of the body).
+fn idempotency_key(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Option<(String, String)>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RequestMalformed,
+                "Idempotency-Key must be 1-255 visible ASCII characters (a UUID is a good choice)",
+            )
+        })?;
+    Ok(Some((
+        hex::encode(Sha256::digest(key.as_bytes())),
+        hex::encode(Sha256::digest(body)),
+    )))
 }
 
 /// `POST /v1/jobs/{id}/replay`: a new job with the identical inputs, pinned version and params.
@@ -89,7 +123,72 @@ pub async fn replay(
         original.params.clone(),
     );
     job.replay_of = Some(original.id);
-    accept(&state, job).await
+    job.priority = original.priority;
+    job.max_attempts = state.max_attempts;
+    accept(&state, job, None).await
+}
+
+/// `POST /v1/jobs/{id}/cancel`: a pending job is cancelled at once; a running one has its
+/// ffmpeg killed and scratch removed by its worker within about a second (`202`, and the job
+/// turns `CANCELLED`).
+pub async fn cancel(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let uuid = parse_id(&id)?;
+    for _ in 0..5 {
+        let (mut job, raw) = state
+            .jobs
+            .get_raw(&uuid)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, format!("no job with id {id}")))?;
+        match job.state {
+            s if s.is_terminal() => {
+                return Err(ApiError::new(
+                    ErrorCode::JobNotCancellable,
+                    format!("job {id} is already {}; there is nothing to cancel", s.as_str()),
+                ));
+            }
+            JobState::Pending => {
+                job.next_attempt_at = None;
+                job.next_attempt_unix_ms = None;
+                job.transition(JobState::Cancelled, None, Some("cancelled while pending".into()));
+                if state.jobs.replace(&job, &raw).await.map_err(unavailable)? {
+                    let mut conn = state.jobs.connection();
+                    state
+                        .queue
+                        .unschedule(&mut conn, &job.id, job.priority)
+                        .await
+                        .map_err(unavailable)?;
+                    state.jobs.log(&job.id, "host", "cancelled while pending").await;
+                    return Ok((StatusCode::OK, Json(view(&state, &job).await)));
+                }
+                // A worker took it meanwhile: read it again.
+            }
+            _ => {
+                state.jobs.request_cancel(&job.id).await.map_err(unavailable)?;
+                state
+                    .jobs
+                    .log(&job.id, "host", "cancel requested while running")
+                    .await;
+                let mut answer = view(&state, &job).await;
+                answer["cancel_requested"] = json!(true);
+                return Ok((StatusCode::ACCEPTED, Json(answer)));
+            }
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::QueueUnavailable,
+        "the job kept changing while it was being cancelled; retry the request",
+    ))
+}
+
+fn unavailable(e: redis::RedisError) -> ApiError {
+    ApiError::new(
+        ErrorCode::QueueUnavailable,
+        format!("Redis failed: {e}; retry the request"),
+    )
 }
 
 /// Every input name is one the preset declares, and every required one is given.
@@ -153,22 +252,60 @@ pub(super) async fn check_input_exists(
     }
 }
 
-/// Stores a new job and queues it, in one transaction.
-async fn accept(state: &SharedState, job: Job) -> Result<(StatusCode, Json<Value>), ApiError> {
+/// Stores a new job and queues it, in one atomic step; with an idempotency key, a repeat of the
+/// request answers the job the first one created instead.
+async fn accept(
+    state: &SharedState,
+    job: Job,
+    idempotency: Option<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = serde_json::to_string(&job).map_err(ApiError::internal)?;
-    let mut pipe = redis::pipe();
-    pipe.atomic().set(state.jobs.key(&job.id), body).ignore();
-    state.queue.enqueue_into(&mut pipe, &job.id);
-    let _: () = pipe
-        .query_async(&mut state.jobs.connection())
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::QueueUnavailable,
-                format!("the job was not accepted because Redis failed: {e}; retry the request"),
-            )
-        })?;
-    tracing::info!(job = %job.id, preset = %job.preset.name, version = %job.preset.version, "job accepted");
+    let (idem_key, body_hash) = idempotency
+        .clone()
+        .map(|(k, h)| (state.jobs.idempotency_key(&k), h))
+        .unwrap_or_default();
+    let existing: Option<String> = redis::Script::new(
+        r"
+        if ARGV[5] == '1' then
+            if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[4]) then
+                return redis.call('GET', KEYS[1])
+            end
+        end
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('XADD', KEYS[3], '*', 'job', ARGV[3])
+        return false",
+    )
+    .key(if idempotency.is_some() { idem_key.as_str() } else { "-" })
+    .key(state.jobs.key(&job.id))
+    .key(state.queue.stream(job.priority))
+    .arg(format!("{} {body_hash}", job.id))
+    .arg(body)
+    .arg(job.id.to_string())
+    .arg(IDEMPOTENCY_TTL_S)
+    .arg(if idempotency.is_some() { "1" } else { "0" })
+    .invoke_async(&mut state.jobs.connection())
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            ErrorCode::QueueUnavailable,
+            format!("the job was not accepted because Redis failed: {e}; retry the request"),
+        )
+    })?;
+    if let Some(existing) = existing {
+        let (id, hash) = existing.split_once(' ').unwrap_or((existing.as_str(), ""));
+        if hash != body_hash {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!(
+                    "this Idempotency-Key created job {id} with another request body; use a new \
+                     key for a new job"
+                ),
+            ));
+        }
+        let original = load(state, id).await?;
+        return Ok((StatusCode::OK, Json(view(state, &original).await)));
+    }
+    tracing::info!(job = %job.id, preset = %job.preset.name, version = %job.preset.version, priority = job.priority.as_str(), "job accepted");
     Ok((StatusCode::ACCEPTED, Json(view(state, &job).await)))
 }
 
@@ -239,6 +376,10 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "report": job.report,
         "error": job.error,
         "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "next_attempt_at": job.next_attempt_at,
+        "history": job.history,
         "replay_of": job.replay_of,
         "timings": job.timings,
     })

@@ -31,6 +31,8 @@ pub struct AppState {
     pub scratch_root: PathBuf,
     /// The bearer token publishing and yanking need.
     pub admin_token: String,
+    /// Attempts a job gets before a retryable failure makes it DEAD.
+    pub max_attempts: u32,
     pub storage: Arc<Storage>,
     pub jobs: JobStore,
     pub queue: Queue,
@@ -54,6 +56,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/replay", post(jobs::replay))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route(
             "/v1/presets",
             get(presets::list)

@@ -299,13 +299,20 @@ impl Catalog {
                 published_at: now_rfc3339(),
                 origin: Origin::Bundled,
             };
-            let record = match self
-                .index(&record, bytes)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.detail))?
-            {
-                Indexed::Created => record,
-                Indexed::Exists(existing) => {
+            let record = match self.index(&record, bytes).await {
+                Err(e) => {
+                    // Storage or Redis is down at start: run the bundled preset here anyway;
+                    // it is published by the next start that can reach them.
+                    let why = format!(
+                        "preset {shown} is loaded but not published: {}",
+                        e.detail
+                    );
+                    tracing::warn!("{why}");
+                    warnings.push(why);
+                    record
+                }
+                Ok(Indexed::Created) => record,
+                Ok(Indexed::Exists(existing)) => {
                     match serde_json::from_str::<PresetRecord>(&existing) {
                         Ok(have) if have.sha256 == record.sha256 => have,
                         _ => {

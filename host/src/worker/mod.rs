@@ -8,7 +8,7 @@ pub mod dry_run;
 pub mod pipeline;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -21,6 +21,7 @@ use pipeline::Context;
 pub struct Worker {
     pub ctx: Arc<Context>,
     pub queue: Queue,
+    pub retry: RetryPolicy,
     pub redis: redis::Client,
     pub concurrency: usize,
     pub name: String,
@@ -29,6 +30,10 @@ pub struct Worker {
 impl Worker {
     /// Runs `concurrency` job slots until `shutdown` turns true; a running job is finished first.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let promoter = tokio::spawn(promote_retries(
+            self.queue.clone(),
+            self.ctx.jobs.connection(),
+        ));
         let mut slots = Vec::new();
         for slot in 0..self.concurrency {
             let worker = self.clone();
@@ -40,6 +45,7 @@ impl Worker {
         for s in slots {
             let _ = s.await;
         }
+        promoter.abort();
     }
 
     async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
@@ -93,11 +99,11 @@ impl Worker {
     ) {
         let jobs = &self.ctx.jobs;
         let id = delivery.job_id;
-        let job = match jobs.get(&id).await {
-            Ok(Some(job)) => job,
+        let (mut job, raw) = match jobs.get_raw(&id).await {
+            Ok(Some(found)) => found,
             Ok(None) => {
                 tracing::warn!(job = %id, "queue entry without a job record; dropping the entry");
-                let _ = self.queue.ack(conn, &delivery.entry).await;
+                let _ = self.queue.ack(conn, &delivery).await;
                 return;
             }
             Err(e) => {
@@ -106,58 +112,115 @@ impl Worker {
             }
         };
         if job.state.is_terminal() {
-            let _ = self.queue.ack(conn, &delivery.entry).await;
+            let _ = self.queue.ack(conn, &delivery).await;
             return;
         }
         if delivery.reclaimed {
             jobs.log(
                 &id,
                 "host",
-                "reclaimed from a worker that stopped renewing its claim",
+                format!(
+                    "reclaimed from a worker that stopped renewing its claim during attempt {}",
+                    job.attempts
+                ),
             )
             .await;
+            if job.attempts >= job.max_attempts {
+                // A job whose workers keep dying must not take every worker down in turn.
+                let error = JobError::new(
+                    ErrorCode::WorkerLost,
+                    "worker",
+                    format!(
+                        "the worker running attempt {} of {} stopped; no attempts are left",
+                        job.attempts, job.max_attempts
+                    ),
+                );
+                job.transition(JobState::Dead, Some(error.code), Some(error.message.clone()));
+                job.error = Some(error);
+                job.timings.finished_at = Some(now_rfc3339());
+                if self.finish(conn, &delivery, &job).await.is_ok() {
+                    tracing::warn!(job = %id, "job is dead: its workers kept stopping");
+                }
+                return;
+            }
         }
 
         let span = tracing::info_span!("job", id = %id, preset = %job.preset.name, version = %job.preset.version);
-        let outcome = self
-            .execute(conn, consumer, &delivery, job)
+        if let Err(e) = self
+            .execute(conn, consumer, &delivery, job, raw)
             .instrument(span)
-            .await;
-        match outcome {
-            Ok(()) => {
-                if let Err(e) = self.queue.ack(conn, &delivery.entry).await {
-                    tracing::warn!(job = %id, error = %e, "could not acknowledge; the job may be re-delivered and will be skipped as finished");
-                }
-            }
-            Err(e) => {
-                tracing::error!(job = %id, error = %e, "could not record the job's outcome; it stays queued for another attempt");
-            }
+            .await
+        {
+            tracing::error!(job = %id, error = %e, "could not record the job's outcome; it stays queued for another attempt");
         }
     }
 
-    /// Runs the job and stores its terminal state. An `Err` means the state could not be stored.
+    /// Stores a job's new state and acknowledges its entry; a retry is scheduled in the same
+    /// transaction. Retried with backoff, since losing this write would lose the outcome.
+    async fn finish(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        delivery: &Delivery,
+        job: &Job,
+    ) -> redis::RedisResult<()> {
+        let mut last = Ok(());
+        for attempt in 0..5 {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            self.ctx.jobs.put_into(&mut pipe, job);
+            if job.state == JobState::Pending {
+                let due = job.next_attempt_unix_ms.unwrap_or_default();
+                self.queue
+                    .schedule_retry_into(&mut pipe, &job.id, job.priority, due);
+            }
+            self.queue.ack_into(&mut pipe, delivery);
+            last = pipe.query_async::<()>(conn).await;
+            if last.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+        last
+    }
+
+    /// Runs the job and stores its outcome. An `Err` means the outcome could not be stored.
     async fn execute(
         &self,
         conn: &mut redis::aio::MultiplexedConnection,
         consumer: &str,
         delivery: &Delivery,
         mut job: Job,
+        raw: String,
     ) -> redis::RedisResult<()> {
         let jobs = self.ctx.jobs.clone();
         let started = Instant::now();
-        job.state = JobState::Processing;
         job.attempts += 1;
         job.error = None;
+        job.next_attempt_at = None;
+        job.next_attempt_unix_ms = None;
         job.timings.started_at = Some(now_rfc3339());
         job.timings.queue_s = Some(job.age().as_secs_f64());
-        jobs.put(&job).await?;
+        job.transition(JobState::Processing, None, Some(format!("on {consumer}")));
+        // Only if nobody changed the record since it was read: a job cancelled while pending
+        // stays cancelled.
+        if !jobs.replace(&job, &raw).await? {
+            if let Some((now, _)) = jobs.get_raw(&job.id).await?
+                && now.state.is_terminal()
+            {
+                self.queue.ack(conn, delivery).await?;
+            }
+            return Ok(());
+        }
         jobs.log(
             &job.id,
             "host",
-            format!("attempt {} started on {consumer}", job.attempts),
+            format!(
+                "attempt {} of {} started on {consumer}",
+                job.attempts, job.max_attempts
+            ),
         )
         .await;
-        tracing::info!("job started");
+        tracing::info!(attempt = job.attempts, "job started");
 
         let preset = self
             .ctx
@@ -173,20 +236,21 @@ impl Worker {
             let queue = self.queue.clone();
             let mut conn = conn.clone();
             let consumer = consumer.to_owned();
-            let entry = delivery.entry.clone();
+            let delivery = delivery.clone();
             let every = self.queue.reclaim_after() / 3;
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    if let Err(e) = queue.renew(&mut conn, &consumer, &entry).await {
+                    if let Err(e) = queue.renew(&mut conn, &consumer, &delivery).await {
                         tracing::warn!(error = %e, "could not renew the job's claim");
                     }
                 }
             })
         };
 
+        // `None`: cancelled while running.
         let result = match preset {
-            None => Err(JobError::new(
+            None => Some(Err(JobError::new(
                 ErrorCode::PresetNotFound,
                 "plan",
                 format!(
@@ -194,21 +258,28 @@ impl Worker {
                      check that the API and workers share one Redis prefix and one storage",
                     job.preset.name, job.preset.version, job.preset.sha256
                 ),
-            )),
+            ))),
             Some(preset) => {
                 let ctx = self.ctx.clone();
-                let job = job.clone();
-                let handle =
-                    tokio::spawn(
-                        async move { pipeline::run(&ctx, &job, &preset, &progress_tx).await },
-                    );
-                handle.await.unwrap_or_else(|e| {
-                    Err(JobError::new(
-                        ErrorCode::Internal,
-                        "worker",
-                        format!("the job's task failed: {e}"),
-                    ))
-                })
+                let run_job = job.clone();
+                let mut handle = tokio::spawn(async move {
+                    pipeline::run(&ctx, &run_job, &preset, &progress_tx).await
+                });
+                tokio::select! {
+                    joined = &mut handle => Some(joined.unwrap_or_else(|e| {
+                        Err(JobError::new(
+                            ErrorCode::Internal,
+                            "worker",
+                            format!("the job's task failed: {e}"),
+                        ))
+                    })),
+                    () = jobs.wait_for_cancel(&job.id) => {
+                        // Dropping the task kills ffmpeg (kill_on_drop) and removes scratch.
+                        handle.abort();
+                        let _ = handle.await;
+                        None
+                    }
+                }
             }
         };
         progress.abort();
@@ -217,31 +288,78 @@ impl Worker {
         job.timings.finished_at = Some(now_rfc3339());
         job.timings.run_s = Some(started.elapsed().as_secs_f64());
         match result {
-            Ok(done) => {
-                job.state = JobState::Completed;
+            Some(Ok(done)) => {
                 job.progress = 1.0;
                 job.outputs = done.outputs;
                 job.report = Some(done.report);
                 job.timings.ffmpeg_s = Some(done.child_s);
+                job.transition(JobState::Completed, None, None);
                 tracing::info!(run_s = job.timings.run_s, "job completed");
                 jobs.log(&job.id, "host", "completed").await;
             }
-            Err(error) => {
-                job.state = JobState::Failed;
-                tracing::warn!(code = %error.code, step = %error.step, message = %error.message, "job failed");
-                jobs.log(&job.id, "host", format!("failed: {error}")).await;
+            None => {
+                job.transition(JobState::Cancelled, None, Some("cancelled while running".into()));
+                tracing::info!("job cancelled while running");
+                jobs.log(&job.id, "host", "cancelled: ffmpeg stopped, scratch removed")
+                    .await;
+            }
+            Some(Err(error)) if error.code.retryable() && job.attempts < job.max_attempts => {
+                let delay = self.retry.delay(job.attempts);
+                let due = SystemTime::now() + delay;
+                job.next_attempt_at =
+                    Some(humantime::format_rfc3339_millis(due).to_string());
+                job.next_attempt_unix_ms = Some(crate::job::unix_ms(due));
+                let note = format!("retry in {:.1}s: {}", delay.as_secs_f64(), error.message);
+                job.transition(JobState::Pending, Some(error.code), Some(note.clone()));
+                tracing::warn!(code = %error.code, step = %error.step, delay_s = delay.as_secs_f64(), "attempt failed; retrying");
+                jobs.log(&job.id, "host", format!("attempt {} failed ({error}); {note}", job.attempts))
+                    .await;
+                job.error = Some(error);
+            }
+            Some(Err(error)) => {
+                let state = if error.code.retryable() {
+                    JobState::Dead
+                } else {
+                    JobState::Failed
+                };
+                job.transition(state, Some(error.code), Some(error.message.clone()));
+                tracing::warn!(code = %error.code, step = %error.step, message = %error.message, state = state.as_str(), "job failed");
+                jobs.log(&job.id, "host", format!("{}: {error}", state.as_str()))
+                    .await;
                 job.error = Some(error);
             }
         }
-        let mut last = Ok(());
-        for attempt in 0..5 {
-            last = jobs.put(&job).await;
-            if last.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        self.finish(conn, delivery, &job).await
+    }
+}
+
+/// Exponential backoff with jitter: attempt n waits a random time in [d/2, d] where
+/// d = base × 2^(n-1), at most `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        let full = self.base.saturating_mul(factor).min(self.max);
+        let half = full / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Moves retries whose backoff has passed back to their queues, every 200 ms.
+async fn promote_retries(queue: Queue, mut conn: redis::aio::ConnectionManager) {
+    loop {
+        let now = crate::job::unix_ms(SystemTime::now());
+        match queue.promote_due(&mut conn, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(jobs = n, "retries due; queued again"),
+            Err(e) => tracing::warn!(error = %e, "cannot move due retries to the queue"),
         }
-        last
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -397,11 +397,11 @@ impl Run<'_> {
         )
         .await;
         let captured = result.map_err(|e| {
-            JobError::new(
-                ErrorCode::FfmpegFailed,
-                "ffmpeg",
-                format!("step '{name}': {e}"),
-            )
+            let code = match e {
+                ffmpeg::RunError::Timeout { .. } => ErrorCode::FfmpegTimeout,
+                _ => ErrorCode::FfmpegFailed,
+            };
+            JobError::new(code, "ffmpeg", format!("step '{name}': {e}"))
         })?;
         self.child_s += captured.wall.as_secs_f64();
         let stderr = String::from_utf8_lossy(&captured.stderr).into_owned();

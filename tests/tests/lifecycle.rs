@@ -1,0 +1,213 @@
+//! The job lifecycle a user drives: cancelling a pending and a running job, idempotent
+//! submission, priorities, and a job whose retries run out becoming DEAD with its history.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mediahost_e2e::client::{assert_completed, expect_problem, json_body};
+use mediahost_e2e::deployment::{Deployment, Setup, wait_for_state};
+use mediahost_e2e::host::presets_dir;
+use mediahost_e2e::{media, process};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn tone(path: &Path, seconds: f64) -> &Path {
+    media::run(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
+            .arg("-i")
+            .arg(format!("sine=frequency=440:duration={seconds}"))
+            .arg("-y")
+            .arg(path),
+        "make a tone",
+    );
+    path
+}
+
+async fn cancel(d: &Deployment, id: &str) -> reqwest::Response {
+    d.client
+        .http()
+        .post(d.client.url(&format!("/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .expect("POST cancel")
+}
+
+fn convert(uri: &str, codec: &str) -> Value {
+    json!({"preset": "audio-convert", "inputs": {"main": uri}, "params": {"codec": codec}})
+}
+
+#[tokio::test]
+async fn a_pending_job_is_cancelled_at_once_and_never_runs() {
+    let d = Deployment::start("cancel-pending", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("cancel-pending-media");
+    let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
+    let id = d.client.submit_ok(&convert(&uri, "flac")).await;
+    let answer = json_body(cancel(&d, &id).await, StatusCode::OK, "cancel").await;
+    assert_eq!(answer["state"], "CANCELLED", "{answer}");
+
+    let _worker = d.worker("worker-a", &["--concurrency", "1"]);
+    let other = d.client.submit_ok(&convert(&uri, "flac")).await;
+    assert_completed(&d.client.wait_terminal(&other).await);
+    let job = d.client.job(&id).await;
+    assert_eq!(job["state"], "CANCELLED", "{job}");
+    let log = d.client.get_json(&format!("/v1/jobs/{id}/logs")).await.to_string();
+    assert!(!log.contains("started on"), "a cancelled job never starts: {log}");
+    expect_problem(cancel(&d, &id).await, 409, "JOB_NOT_CANCELLABLE").await;
+}
+
+#[tokio::test]
+async fn a_running_job_is_cancelled_with_its_ffmpeg_killed_and_scratch_removed() {
+    let d = Deployment::start("cancel-running", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("cancel-running-media");
+    let long = f.path().join("long.wav");
+    media::run(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
+            .args(["-i", "anoisesrc=color=pink:duration=300:sample_rate=48000"])
+            .args(["-ac", "2", "-y"])
+            .arg(&long),
+        "make a long file",
+    );
+    let uri = d.client.upload(&long).await;
+    let _worker = d.worker("worker-a", &["--concurrency", "1"]);
+    let id = d.client.submit_ok(&convert(&uri, "opus")).await;
+    wait_for_state(&d.client, &id, "PROCESSING", Duration::from_secs(30)).await;
+    // Wait until ffmpeg itself runs (its command line holds the job's scratch directory).
+    let started = Instant::now();
+    while ffmpeg_of(&id).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "ffmpeg never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    let answer = json_body(cancel(&d, &id).await, StatusCode::ACCEPTED, "cancel").await;
+    assert_eq!(answer["cancel_requested"], true, "{answer}");
+    let job = wait_for_state(&d.client, &id, "CANCELLED", Duration::from_secs(10)).await;
+    let took = asked.elapsed();
+    assert!(job["outputs"].as_array().is_none_or(|o| o.is_empty()), "{job}");
+    let gone = Instant::now();
+    while !ffmpeg_of(&id).is_empty() || !d.scratch_dirs().is_empty() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(5),
+            "left behind: ffmpeg {:?}, scratch {:?}",
+            ffmpeg_of(&id),
+            d.scratch_dirs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("[cancel] running job cancelled {took:?} after the request; ffmpeg and scratch gone");
+}
+
+/// Pids of processes whose command line mentions the job id (its ffmpeg, via the scratch path).
+fn ffmpeg_of(id: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let text = String::from_utf8_lossy(&c);
+                    text.starts_with("ffmpeg") && text.contains(id)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_original_job() {
+    let d = Deployment::start("idempotency", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("idempotency-media");
+    let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
+    let body = convert(&uri, "flac");
+    let post = |key: &'static str, body: &Value| {
+        d.client
+            .http()
+            .post(d.client.url("/v1/jobs"))
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+    };
+    let first = json_body(post("order-42", &body).await.unwrap(), StatusCode::ACCEPTED, "first").await;
+    let again = json_body(post("order-42", &body).await.unwrap(), StatusCode::OK, "repeat").await;
+    assert_eq!(first["id"], again["id"], "the repeat answers the original job");
+    let p = expect_problem(post("order-42", &convert(&uri, "mp3")).await.unwrap(), 422, "IDEMPOTENCY_KEY_REUSED").await;
+    assert!(p.body["detail"].as_str().unwrap().contains(first["id"].as_str().unwrap()));
+    let other = json_body(post("order-43", &body).await.unwrap(), StatusCode::ACCEPTED, "new key").await;
+    assert_ne!(other["id"], first["id"]);
+}
+
+#[tokio::test]
+async fn high_priority_jobs_run_before_normal_before_low() {
+    let d = Deployment::start("priority", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("priority-media");
+    let uri = d.client.upload(tone(&f.path().join("t.wav"), 0.5)).await;
+    let mut submitted = Vec::new();
+    for priority in ["low", "normal", "high", "low", "high", "normal", "low", "high", "normal"] {
+        let mut body = convert(&uri, "wav");
+        body["priority"] = json!(priority);
+        submitted.push((priority, d.client.submit_ok(&body).await));
+    }
+    let _worker = d.worker("worker-a", &["--concurrency", "1"]);
+    let mut started = Vec::new();
+    for (priority, id) in &submitted {
+        let job = d.client.wait_terminal(id).await;
+        assert_completed(&job);
+        started.push((job["timings"]["started_at"].as_str().unwrap().to_owned(), *priority, id.clone()));
+    }
+    started.sort();
+    let order: Vec<&str> = started.iter().map(|(_, p, _)| *p).collect();
+    assert_eq!(
+        order,
+        ["high", "high", "high", "normal", "normal", "normal", "low", "low", "low"],
+        "run order"
+    );
+    // FIFO within a priority.
+    for p in ["high", "normal", "low"] {
+        let by_submit: Vec<&String> = submitted.iter().filter(|(q, _)| *q == p).map(|(_, id)| id).collect();
+        let by_start: Vec<&String> = started.iter().filter(|(_, q, _)| *q == p).map(|(_, _, id)| id).collect();
+        assert_eq!(by_submit, by_start, "{p} jobs ran in submission order");
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_storage_stays_down_is_retried_with_backoff_then_dead() {
+    let mut d = Deployment::start_with(
+        "dead",
+        &presets_dir(),
+        &["--max-attempts", "3"],
+        Setup { s3: true, ..Setup::default() },
+    )
+    .await;
+    let f = process::fixture_dir("dead-media");
+    let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
+    let id = d.client.submit_ok(&convert(&uri, "flac")).await;
+    d.s3.as_mut().unwrap().stop();
+    let _worker = d.worker("worker-a", &["--concurrency", "1", "--retry-base-ms", "300"]);
+    let job = d.client.wait_terminal(&id).await;
+    assert_eq!(job["state"], "DEAD", "{job:#}");
+    assert_eq!(job["error"]["code"], "STORAGE_FAILED", "{job:#}");
+    assert_eq!(job["attempts"], 3, "{job:#}");
+    let states: Vec<&str> = job["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["PENDING", "PROCESSING", "PENDING", "PROCESSING", "PENDING", "PROCESSING", "DEAD"],
+        "{job:#}"
+    );
+    let retries: Vec<&Value> = job["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "PENDING" && t["code"] == "STORAGE_FAILED")
+        .collect();
+    assert_eq!(retries.len(), 2, "{job:#}");
+    assert!(retries.iter().all(|t| t["note"].as_str().unwrap().starts_with("retry in")));
+}
