@@ -11,6 +11,7 @@ pub mod error;
 pub mod ffmpeg;
 pub mod job;
 pub mod media;
+pub mod metrics;
 pub mod plan;
 pub mod preset;
 pub mod queue;

@@ -57,7 +57,9 @@ impl Queue {
     }
 
     fn priority_of(&self, stream: &str) -> Option<Priority> {
-        Priority::ALL.into_iter().find(|p| self.stream(*p) == stream)
+        Priority::ALL
+            .into_iter()
+            .find(|p| self.stream(*p) == stream)
     }
 
     pub fn reclaim_after(&self) -> Duration {

@@ -43,7 +43,13 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     let (redis_url, _private_redis) =
         crate::redis_server::locate(opts.redis.as_deref(), &opts.data_dir).await?;
     let client = redis::Client::open(redis_url.as_str())?;
-    let manager = redis::aio::ConnectionManager::new(client.clone())
+    // The client library's default 500 ms response timeout turns a busy Redis into failed
+    // requests, and a submission that timed out after Redis ran it into a job the client was
+    // told was refused. Wait longer.
+    let manager_config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_connection_timeout(Some(Duration::from_secs(5)));
+    let manager = redis::aio::ConnectionManager::new_with_config(client.clone(), manager_config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {redis_url}: {e}"))?;
     let jobs = JobStore::new(manager.clone(), &opts.redis_prefix);
@@ -105,6 +111,8 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
                 scratch_root: scratch_root.clone(),
             }),
             queue: queue.clone(),
+            metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
+            child_cpu: crate::metrics::ChildCpu::default(),
             retry: crate::worker::RetryPolicy {
                 base: Duration::from_millis(opts.retry_base_ms.max(1)),
                 max: Duration::from_secs(300),
@@ -125,6 +133,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             tools,
             scratch_root,
             max_attempts: opts.max_attempts.max(1),
+            metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
             admin_token: crate::secret::admin_token(
                 opts.admin_token.as_deref(),
                 &opts.admin_token_file(),

@@ -87,7 +87,9 @@ fn spawn(port: u16, aof: bool, dir: &std::path::Path) -> Result<Daemon, String> 
         .map(PathBuf::from)
         .or_else(|| process::which("redis-server"))
         .unwrap_or_else(|| {
-            panic!("redis-server is not on PATH: run scripts/install-deps (apt package redis-server)")
+            panic!(
+                "redis-server is not on PATH: run scripts/install-deps (apt package redis-server)"
+            )
         });
     let mut command = Command::new(&program);
     command
@@ -102,7 +104,10 @@ fn spawn(port: u16, aof: bool, dir: &std::path::Path) -> Result<Daemon, String> 
     } else {
         command.args(["--appendonly", "no"]);
     }
-    let log = dir.join(format!("redis-{port}-{}.log", uuid::Uuid::new_v4().simple()));
+    let log = dir.join(format!(
+        "redis-{port}-{}.log",
+        uuid::Uuid::new_v4().simple()
+    ));
     let mut daemon = Daemon::spawn("redis-server", command, &log);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

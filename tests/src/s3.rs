@@ -108,14 +108,26 @@ impl S3Server {
         command
             .args(["--host", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
-            .args(["--access-key", &self.access_key, "--secret-key", &self.secret_key])
+            .args([
+                "--access-key",
+                &self.access_key,
+                "--secret-key",
+                &self.secret_key,
+            ])
             .arg(&self.root);
-        let log = self._dir.path().join(format!("s3s-fs-{}-resumed.log", self.port));
+        let log = self
+            ._dir
+            .path()
+            .join(format!("s3s-fs-{}-resumed.log", self.port));
         self.daemon = Daemon::spawn("s3s-fs", command, &log);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not come back: {}", self.daemon.log_tail(20));
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not come back: {}",
+                self.daemon.log_tail(20)
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

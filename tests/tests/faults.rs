@@ -31,19 +31,46 @@ fn convert(uri: &str) -> Value {
     json!({"preset": "audio-convert", "inputs": {"main": uri}, "params": {"codec": "wav"}})
 }
 
-/// Waits for every job to finish; returns (completed, other terminal states, duplicated).
-async fn tally(client: &Client, ids: &[String]) -> (usize, Vec<String>, usize) {
+/// Waits (bounded overall by `limit`) for every job to finish; returns (completed, other
+/// terminal states, duplicated). Jobs finish in queue order, not in the order of `ids`, so this
+/// polls the unfinished ones in rounds rather than waiting on each in turn.
+async fn tally(client: &Client, ids: &[String], limit: Duration) -> (usize, Vec<String>, usize) {
+    let started = Instant::now();
+    let mut open: Vec<&String> = ids.iter().collect();
+    let mut finished: Vec<(String, Value)> = Vec::new();
+    while !open.is_empty() {
+        let mut still = Vec::new();
+        for id in open {
+            let job = client.job(id).await;
+            match job["state"].as_str() {
+                Some("PENDING" | "PROCESSING") => still.push(id),
+                _ => finished.push((id.clone(), job)),
+            }
+        }
+        open = still;
+        assert!(
+            started.elapsed() < limit,
+            "{} jobs unfinished after {limit:?}, e.g. {:?}",
+            open.len(),
+            open.first()
+        );
+        if !open.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     let mut completed = 0;
     let mut other = Vec::new();
     let mut duplicated = 0;
-    for id in ids {
-        let job = client.wait_terminal(id).await;
+    for (id, job) in finished {
         if job["state"] == "COMPLETED" {
             completed += 1;
         } else {
             other.push(format!("{id}: {}", job["state"]));
         }
-        let log = client.get_json(&format!("/v1/jobs/{id}/logs")).await.to_string();
+        let log = client
+            .get_json(&format!("/v1/jobs/{id}/logs"))
+            .await
+            .to_string();
         if log.matches("\"completed\"").count() > 1 {
             duplicated += 1;
         }
@@ -57,7 +84,10 @@ async fn jobs_survive_twenty_seconds_without_storage() {
         "storage-outage",
         &presets_dir(),
         &["--max-attempts", "10"],
-        Setup { s3: true, ..Setup::default() },
+        Setup {
+            s3: true,
+            ..Setup::default()
+        },
     )
     .await;
     let f = process::fixture_dir("storage-outage-media");
@@ -68,7 +98,10 @@ async fn jobs_survive_twenty_seconds_without_storage() {
     }
     d.s3.as_mut().unwrap().stop();
     let down = Instant::now();
-    let _worker = d.worker("worker-a", &["--concurrency", "2", "--retry-base-ms", "500"]);
+    let _worker = d.worker(
+        "worker-a",
+        &["--concurrency", "2", "--retry-base-ms", "500"],
+    );
     // Wait until the outage is felt, keep storage away for 20 s, then bring it back.
     let started = Instant::now();
     loop {
@@ -76,12 +109,23 @@ async fn jobs_survive_twenty_seconds_without_storage() {
         if job["history"].to_string().contains("STORAGE_FAILED") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no retry seen: {job}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no retry seen: {job}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let ready = d.client.get("/readyz").await;
+    assert_eq!(ready.status(), 503, "not ready without storage");
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["redis"], "ok", "{body}");
+    assert!(
+        body["storage"].as_str().unwrap().contains("storage failed"),
+        "{body}"
+    );
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(down.elapsed())).await;
     d.s3.as_mut().unwrap().resume();
-    let (completed, other, duplicated) = tally(&d.client, &ids).await;
+    let (completed, other, duplicated) = tally(&d.client, &ids, Duration::from_secs(180)).await;
     let mut retries = 0;
     for id in &ids {
         retries += d.client.job(id).await["history"]
@@ -96,6 +140,34 @@ async fn jobs_survive_twenty_seconds_without_storage() {
     );
     assert_eq!(completed, ids.len(), "not completed: {other:?}");
     assert_eq!(duplicated, 0);
+    assert_eq!(d.client.get("/readyz").await.status(), 200);
+
+    let metrics = d.client.get("/metrics").await.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert_eq!(
+        value(
+            r#"mediahost_jobs_finished_total{state="COMPLETED",preset="audio-convert",version="1.0.0"}"#
+        ),
+        6.0
+    );
+    assert_eq!(value("mediahost_job_retries_total"), retries as f64);
+    assert_eq!(
+        value(r#"mediahost_job_failures_total{code="STORAGE_FAILED"}"#),
+        retries as f64
+    );
+    assert!(
+        value("mediahost_ffmpeg_cpu_seconds_total") > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mediahost_queue_depth{priority=\"high\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +176,10 @@ async fn a_redis_restart_during_a_burst_loses_no_accepted_job() {
         "redis-restart",
         &presets_dir(),
         &[],
-        Setup { durable_redis: true, ..Setup::default() },
+        Setup {
+            durable_redis: true,
+            ..Setup::default()
+        },
     )
     .await;
     let f = process::fixture_dir("redis-restart-media");
@@ -137,7 +212,8 @@ async fn a_redis_restart_during_a_burst_loses_no_accepted_job() {
     let redis = &mut d.redis;
     tokio::task::block_in_place(|| redis.restart(Duration::from_secs(1)));
     let (accepted, refused) = burst.await.unwrap();
-    let (completed, other, duplicated) = tally(&d.client, &accepted).await;
+    let (completed, other, duplicated) =
+        tally(&d.client, &accepted, Duration::from_secs(300)).await;
     eprintln!(
         "[redis restart] submitted 200: accepted {}, refused during the outage {refused}; completed {completed}, lost {}, duplicated {duplicated}",
         accepted.len(),
@@ -163,8 +239,9 @@ async fn a_thousand_concurrent_submissions_all_finish_once() {
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let r = http.post(&url).json(&*body).send().await.expect("submit");
-            assert_eq!(r.status(), 202);
+            let status = r.status();
             let v: Value = r.json().await.unwrap();
+            assert_eq!(status, 202, "{v}");
             v["id"].as_str().unwrap().to_owned()
         }));
     }
@@ -175,7 +252,7 @@ async fn a_thousand_concurrent_submissions_all_finish_once() {
     let submitted_in = started.elapsed();
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), 1000, "every submission made its own job");
-    let (completed, other, duplicated) = tally(&d.client, &ids).await;
+    let (completed, other, duplicated) = tally(&d.client, &ids, Duration::from_secs(900)).await;
     eprintln!(
         "[1000 concurrent] submitted 1000 in {submitted_in:?}; completed {completed}, lost {}, duplicated {duplicated}; all finished after {:?}",
         1000 - completed - other.len(),

@@ -52,8 +52,15 @@ async fn a_pending_job_is_cancelled_at_once_and_never_runs() {
     assert_completed(&d.client.wait_terminal(&other).await);
     let job = d.client.job(&id).await;
     assert_eq!(job["state"], "CANCELLED", "{job}");
-    let log = d.client.get_json(&format!("/v1/jobs/{id}/logs")).await.to_string();
-    assert!(!log.contains("started on"), "a cancelled job never starts: {log}");
+    let log = d
+        .client
+        .get_json(&format!("/v1/jobs/{id}/logs"))
+        .await
+        .to_string();
+    assert!(
+        !log.contains("started on"),
+        "a cancelled job never starts: {log}"
+    );
     expect_problem(cancel(&d, &id).await, 409, "JOB_NOT_CANCELLABLE").await;
 }
 
@@ -77,7 +84,10 @@ async fn a_running_job_is_cancelled_with_its_ffmpeg_killed_and_scratch_removed()
     // Wait until ffmpeg itself runs (its command line holds the job's scratch directory).
     let started = Instant::now();
     while ffmpeg_of(&id).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "ffmpeg never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ffmpeg never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let asked = Instant::now();
@@ -85,7 +95,10 @@ async fn a_running_job_is_cancelled_with_its_ffmpeg_killed_and_scratch_removed()
     assert_eq!(answer["cancel_requested"], true, "{answer}");
     let job = wait_for_state(&d.client, &id, "CANCELLED", Duration::from_secs(10)).await;
     let took = asked.elapsed();
-    assert!(job["outputs"].as_array().is_none_or(|o| o.is_empty()), "{job}");
+    assert!(
+        job["outputs"].as_array().is_none_or(|o| o.is_empty()),
+        "{job}"
+    );
     let gone = Instant::now();
     while !ffmpeg_of(&id).is_empty() || !d.scratch_dirs().is_empty() {
         assert!(
@@ -131,12 +144,40 @@ async fn a_repeated_idempotency_key_returns_the_original_job() {
             .json(body)
             .send()
     };
-    let first = json_body(post("order-42", &body).await.unwrap(), StatusCode::ACCEPTED, "first").await;
-    let again = json_body(post("order-42", &body).await.unwrap(), StatusCode::OK, "repeat").await;
-    assert_eq!(first["id"], again["id"], "the repeat answers the original job");
-    let p = expect_problem(post("order-42", &convert(&uri, "mp3")).await.unwrap(), 422, "IDEMPOTENCY_KEY_REUSED").await;
-    assert!(p.body["detail"].as_str().unwrap().contains(first["id"].as_str().unwrap()));
-    let other = json_body(post("order-43", &body).await.unwrap(), StatusCode::ACCEPTED, "new key").await;
+    let first = json_body(
+        post("order-42", &body).await.unwrap(),
+        StatusCode::ACCEPTED,
+        "first",
+    )
+    .await;
+    let again = json_body(
+        post("order-42", &body).await.unwrap(),
+        StatusCode::OK,
+        "repeat",
+    )
+    .await;
+    assert_eq!(
+        first["id"], again["id"],
+        "the repeat answers the original job"
+    );
+    let p = expect_problem(
+        post("order-42", &convert(&uri, "mp3")).await.unwrap(),
+        422,
+        "IDEMPOTENCY_KEY_REUSED",
+    )
+    .await;
+    assert!(
+        p.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(first["id"].as_str().unwrap())
+    );
+    let other = json_body(
+        post("order-43", &body).await.unwrap(),
+        StatusCode::ACCEPTED,
+        "new key",
+    )
+    .await;
     assert_ne!(other["id"], first["id"]);
 }
 
@@ -146,7 +187,9 @@ async fn high_priority_jobs_run_before_normal_before_low() {
     let f = process::fixture_dir("priority-media");
     let uri = d.client.upload(tone(&f.path().join("t.wav"), 0.5)).await;
     let mut submitted = Vec::new();
-    for priority in ["low", "normal", "high", "low", "high", "normal", "low", "high", "normal"] {
+    for priority in [
+        "low", "normal", "high", "low", "high", "normal", "low", "high", "normal",
+    ] {
         let mut body = convert(&uri, "wav");
         body["priority"] = json!(priority);
         submitted.push((priority, d.client.submit_ok(&body).await));
@@ -156,19 +199,33 @@ async fn high_priority_jobs_run_before_normal_before_low() {
     for (priority, id) in &submitted {
         let job = d.client.wait_terminal(id).await;
         assert_completed(&job);
-        started.push((job["timings"]["started_at"].as_str().unwrap().to_owned(), *priority, id.clone()));
+        started.push((
+            job["timings"]["started_at"].as_str().unwrap().to_owned(),
+            *priority,
+            id.clone(),
+        ));
     }
     started.sort();
     let order: Vec<&str> = started.iter().map(|(_, p, _)| *p).collect();
     assert_eq!(
         order,
-        ["high", "high", "high", "normal", "normal", "normal", "low", "low", "low"],
+        [
+            "high", "high", "high", "normal", "normal", "normal", "low", "low", "low"
+        ],
         "run order"
     );
     // FIFO within a priority.
     for p in ["high", "normal", "low"] {
-        let by_submit: Vec<&String> = submitted.iter().filter(|(q, _)| *q == p).map(|(_, id)| id).collect();
-        let by_start: Vec<&String> = started.iter().filter(|(_, q, _)| *q == p).map(|(_, _, id)| id).collect();
+        let by_submit: Vec<&String> = submitted
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, id)| id)
+            .collect();
+        let by_start: Vec<&String> = started
+            .iter()
+            .filter(|(_, q, _)| *q == p)
+            .map(|(_, _, id)| id)
+            .collect();
         assert_eq!(by_submit, by_start, "{p} jobs ran in submission order");
     }
 }
@@ -179,14 +236,20 @@ async fn a_job_whose_storage_stays_down_is_retried_with_backoff_then_dead() {
         "dead",
         &presets_dir(),
         &["--max-attempts", "3"],
-        Setup { s3: true, ..Setup::default() },
+        Setup {
+            s3: true,
+            ..Setup::default()
+        },
     )
     .await;
     let f = process::fixture_dir("dead-media");
     let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
     let id = d.client.submit_ok(&convert(&uri, "flac")).await;
     d.s3.as_mut().unwrap().stop();
-    let _worker = d.worker("worker-a", &["--concurrency", "1", "--retry-base-ms", "300"]);
+    let _worker = d.worker(
+        "worker-a",
+        &["--concurrency", "1", "--retry-base-ms", "300"],
+    );
     let job = d.client.wait_terminal(&id).await;
     assert_eq!(job["state"], "DEAD", "{job:#}");
     assert_eq!(job["error"]["code"], "STORAGE_FAILED", "{job:#}");
@@ -199,7 +262,15 @@ async fn a_job_whose_storage_stays_down_is_retried_with_backoff_then_dead() {
         .collect();
     assert_eq!(
         states,
-        ["PENDING", "PROCESSING", "PENDING", "PROCESSING", "PENDING", "PROCESSING", "DEAD"],
+        [
+            "PENDING",
+            "PROCESSING",
+            "PENDING",
+            "PROCESSING",
+            "PENDING",
+            "PROCESSING",
+            "DEAD"
+        ],
         "{job:#}"
     );
     let retries: Vec<&Value> = job["history"]
@@ -209,5 +280,9 @@ async fn a_job_whose_storage_stays_down_is_retried_with_backoff_then_dead() {
         .filter(|t| t["state"] == "PENDING" && t["code"] == "STORAGE_FAILED")
         .collect();
     assert_eq!(retries.len(), 2, "{job:#}");
-    assert!(retries.iter().all(|t| t["note"].as_str().unwrap().starts_with("retry in")));
+    assert!(
+        retries
+            .iter()
+            .all(|t| t["note"].as_str().unwrap().starts_with("retry in"))
+    );
 }

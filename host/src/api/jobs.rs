@@ -11,10 +11,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use sha2::{Digest, Sha256};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{SharedState, parse_body};
@@ -147,13 +147,20 @@ pub async fn cancel(
             s if s.is_terminal() => {
                 return Err(ApiError::new(
                     ErrorCode::JobNotCancellable,
-                    format!("job {id} is already {}; there is nothing to cancel", s.as_str()),
+                    format!(
+                        "job {id} is already {}; there is nothing to cancel",
+                        s.as_str()
+                    ),
                 ));
             }
             JobState::Pending => {
                 job.next_attempt_at = None;
                 job.next_attempt_unix_ms = None;
-                job.transition(JobState::Cancelled, None, Some("cancelled while pending".into()));
+                job.transition(
+                    JobState::Cancelled,
+                    None,
+                    Some("cancelled while pending".into()),
+                );
                 if state.jobs.replace(&job, &raw).await.map_err(unavailable)? {
                     let mut conn = state.jobs.connection();
                     state
@@ -161,13 +168,20 @@ pub async fn cancel(
                         .unschedule(&mut conn, &job.id, job.priority)
                         .await
                         .map_err(unavailable)?;
-                    state.jobs.log(&job.id, "host", "cancelled while pending").await;
+                    state
+                        .jobs
+                        .log(&job.id, "host", "cancelled while pending")
+                        .await;
                     return Ok((StatusCode::OK, Json(view(&state, &job).await)));
                 }
                 // A worker took it meanwhile: read it again.
             }
             _ => {
-                state.jobs.request_cancel(&job.id).await.map_err(unavailable)?;
+                state
+                    .jobs
+                    .request_cancel(&job.id)
+                    .await
+                    .map_err(unavailable)?;
                 state
                     .jobs
                     .log(&job.id, "host", "cancel requested while running")
@@ -275,7 +289,11 @@ async fn accept(
         redis.call('XADD', KEYS[3], '*', 'job', ARGV[3])
         return false",
     )
-    .key(if idempotency.is_some() { idem_key.as_str() } else { "-" })
+    .key(if idempotency.is_some() {
+        idem_key.as_str()
+    } else {
+        "-"
+    })
     .key(state.jobs.key(&job.id))
     .key(state.queue.stream(job.priority))
     .arg(format!("{} {body_hash}", job.id))

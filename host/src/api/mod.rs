@@ -8,16 +8,20 @@ mod uploads;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::ffmpeg::Tools;
 use crate::job::JobStore;
+use crate::metrics::Metrics;
 use crate::preset::catalog::{Catalog, MAX_COMPONENT_BYTES};
 use crate::preset::runtime::Runtime;
 use crate::queue::Queue;
@@ -33,6 +37,7 @@ pub struct AppState {
     pub admin_token: String,
     /// Attempts a job gets before a retryable failure makes it DEAD.
     pub max_attempts: u32,
+    pub metrics: Metrics,
     pub storage: Arc<Storage>,
     pub jobs: JobStore,
     pub queue: Queue,
@@ -45,6 +50,8 @@ pub type SharedState = Arc<AppState>;
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/uploads", post(uploads::create))
         .route(
             "/v1/objects/{*key}",
@@ -81,6 +88,50 @@ async fn healthz(State(state): State<SharedState>) -> Json<Value> {
         "presets": state.catalog.registry().len(),
         "warnings": state.warnings,
     }))
+}
+
+/// Ready when Redis and storage both answer within two seconds; `503` naming what does not.
+async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value>) {
+    let limit = Duration::from_secs(2);
+    let redis = match tokio::time::timeout(
+        limit,
+        redis::cmd("PING").query_async::<String>(&mut state.jobs.connection()),
+    )
+    .await
+    {
+        Ok(Ok(_)) => "ok".to_owned(),
+        Ok(Err(e)) => format!("Redis failed: {e}"),
+        Err(_) => "Redis did not answer within 2 s".to_owned(),
+    };
+    let storage = match tokio::time::timeout(limit, state.storage.check()).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => format!("storage failed: {e}"),
+        Err(_) => "storage did not answer within 2 s".to_owned(),
+    };
+    let ready = redis == "ok" && storage == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "unready" },
+            "redis": redis,
+            "storage": storage,
+        })),
+    )
+}
+
+async fn metrics(State(state): State<SharedState>) -> Result<impl IntoResponse, ApiError> {
+    let text = state.metrics.render(&state.queue).await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::QueueUnavailable,
+            format!("metrics are kept in Redis, which failed: {e}"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
 async fn not_found() -> ApiError {

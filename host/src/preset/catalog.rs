@@ -303,10 +303,7 @@ impl Catalog {
                 Err(e) => {
                     // Storage or Redis is down at start: run the bundled preset here anyway;
                     // it is published by the next start that can reach them.
-                    let why = format!(
-                        "preset {shown} is loaded but not published: {}",
-                        e.detail
-                    );
+                    let why = format!("preset {shown} is loaded but not published: {}", e.detail);
                     tracing::warn!("{why}");
                     warnings.push(why);
                     record

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::error::{ErrorCode, JobError};
 use crate::job::{Job, JobState, now_rfc3339};
+use crate::metrics::{ChildCpu, Event, Metrics};
 use crate::queue::{Delivery, Queue};
 use pipeline::Context;
 
@@ -22,6 +23,8 @@ pub struct Worker {
     pub ctx: Arc<Context>,
     pub queue: Queue,
     pub retry: RetryPolicy,
+    pub metrics: Metrics,
+    pub child_cpu: ChildCpu,
     pub redis: redis::Client,
     pub concurrency: usize,
     pub name: String,
@@ -116,6 +119,7 @@ impl Worker {
             return;
         }
         if delivery.reclaimed {
+            self.metrics.add("mediahost_job_reclaims_total", 1.0).await;
             jobs.log(
                 &id,
                 "host",
@@ -135,7 +139,11 @@ impl Worker {
                         job.attempts, job.max_attempts
                     ),
                 );
-                job.transition(JobState::Dead, Some(error.code), Some(error.message.clone()));
+                job.transition(
+                    JobState::Dead,
+                    Some(error.code),
+                    Some(error.message.clone()),
+                );
                 job.error = Some(error);
                 job.timings.finished_at = Some(now_rfc3339());
                 if self.finish(conn, &delivery, &job).await.is_ok() {
@@ -168,6 +176,13 @@ impl Worker {
             let mut pipe = redis::pipe();
             pipe.atomic();
             self.ctx.jobs.put_into(&mut pipe, job);
+            self.metrics.job_event_into(
+                &mut pipe,
+                Event::Ended {
+                    job,
+                    run_s: job.timings.run_s.unwrap_or(0.0),
+                },
+            );
             if job.state == JobState::Pending {
                 let due = job.next_attempt_unix_ms.unwrap_or_default();
                 self.queue
@@ -221,6 +236,11 @@ impl Worker {
         )
         .await;
         tracing::info!(attempt = job.attempts, "job started");
+        self.metrics
+            .record(Event::Started {
+                wait_s: job.timings.queue_s.unwrap_or(0.0),
+            })
+            .await;
 
         let preset = self
             .ctx
@@ -298,22 +318,33 @@ impl Worker {
                 jobs.log(&job.id, "host", "completed").await;
             }
             None => {
-                job.transition(JobState::Cancelled, None, Some("cancelled while running".into()));
+                job.transition(
+                    JobState::Cancelled,
+                    None,
+                    Some("cancelled while running".into()),
+                );
                 tracing::info!("job cancelled while running");
-                jobs.log(&job.id, "host", "cancelled: ffmpeg stopped, scratch removed")
-                    .await;
+                jobs.log(
+                    &job.id,
+                    "host",
+                    "cancelled: ffmpeg stopped, scratch removed",
+                )
+                .await;
             }
             Some(Err(error)) if error.code.retryable() && job.attempts < job.max_attempts => {
                 let delay = self.retry.delay(job.attempts);
                 let due = SystemTime::now() + delay;
-                job.next_attempt_at =
-                    Some(humantime::format_rfc3339_millis(due).to_string());
+                job.next_attempt_at = Some(humantime::format_rfc3339_millis(due).to_string());
                 job.next_attempt_unix_ms = Some(crate::job::unix_ms(due));
                 let note = format!("retry in {:.1}s: {}", delay.as_secs_f64(), error.message);
                 job.transition(JobState::Pending, Some(error.code), Some(note.clone()));
                 tracing::warn!(code = %error.code, step = %error.step, delay_s = delay.as_secs_f64(), "attempt failed; retrying");
-                jobs.log(&job.id, "host", format!("attempt {} failed ({error}); {note}", job.attempts))
-                    .await;
+                jobs.log(
+                    &job.id,
+                    "host",
+                    format!("attempt {} failed ({error}); {note}", job.attempts),
+                )
+                .await;
                 job.error = Some(error);
             }
             Some(Err(error)) => {
@@ -329,7 +360,11 @@ impl Worker {
                 job.error = Some(error);
             }
         }
-        self.finish(conn, delivery, &job).await
+        let stored = self.finish(conn, delivery, &job).await;
+        self.metrics
+            .add("mediahost_ffmpeg_cpu_seconds_total", self.child_cpu.take())
+            .await;
+        stored
     }
 }
 
