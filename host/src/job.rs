@@ -257,7 +257,7 @@ pub struct JobStore {
 }
 
 /// How long finished job records and logs are kept.
-const RECORD_TTL_S: i64 = 30 * 24 * 3600;
+pub const RECORD_TTL_S: i64 = 30 * 24 * 3600;
 /// The most log lines kept per job.
 const LOG_LINES: isize = 2000;
 
@@ -331,6 +331,58 @@ impl JobStore {
         } else {
             pipe.set(self.key(&job.id), body).ignore();
         }
+    }
+
+    /// The sorted set of job ids by creation time, for listing.
+    pub fn index_key(&self) -> String {
+        format!("{}:jobs", self.prefix)
+    }
+
+    /// Up to `count` jobs created at or before `before_ms`, newest first, skipping those at
+    /// `before_ms` whose id is not below `before_id` (already returned). Expired ones are left out.
+    pub async fn page_before(
+        &self,
+        before_ms: u64,
+        before_id: Option<&str>,
+        count: usize,
+    ) -> redis::RedisResult<Vec<(u64, Job)>> {
+        let mut conn = self.redis.clone();
+        let max = if before_ms == u64::MAX {
+            "+inf".to_owned()
+        } else {
+            before_ms.to_string()
+        };
+        let ids: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(self.index_key())
+            .arg(max)
+            .arg("-inf")
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(count + 64)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        let ids: Vec<(u64, String)> = ids
+            .into_iter()
+            .map(|(id, ms)| (ms as u64, id))
+            .filter(|(ms, id)| !(*ms == before_ms && before_id.is_some_and(|b| id.as_str() >= b)))
+            .take(count)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|(_, id)| format!("{}:job:{id}", self.prefix))
+            .collect();
+        let raw: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
+        Ok(ids
+            .into_iter()
+            .zip(raw)
+            .filter_map(|((ms, _), r)| Some((ms, serde_json::from_str(&r?).ok()?)))
+            .collect())
     }
 
     /// Where an `Idempotency-Key` (by its SHA-256) remembers the job it created.

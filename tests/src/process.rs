@@ -197,6 +197,25 @@ fn sweep_stale(base: &Path) {
     }
 }
 
+/// Pids of `program` processes whose command line mentions `needle` (ffmpeg of one job: its
+/// scratch directory holds the job id).
+pub fn processes_mentioning(program: &str, needle: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let text = String::from_utf8_lossy(&c);
+                    text.starts_with(program) && text.contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// Finds an executable on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -112,22 +112,8 @@ async fn a_running_job_is_cancelled_with_its_ffmpeg_killed_and_scratch_removed()
     eprintln!("[cancel] running job cancelled {took:?} after the request; ffmpeg and scratch gone");
 }
 
-/// Pids of processes whose command line mentions the job id (its ffmpeg, via the scratch path).
 fn ffmpeg_of(id: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let text = String::from_utf8_lossy(&c);
-                    text.starts_with("ffmpeg") && text.contains(id)
-                })
-                .unwrap_or(false)
-        })
-        .collect()
+    process::processes_mentioning("ffmpeg", id)
 }
 
 #[tokio::test]
@@ -285,4 +271,96 @@ async fn a_job_whose_storage_stays_down_is_retried_with_backoff_then_dead() {
             .iter()
             .all(|t| t["note"].as_str().unwrap().starts_with("retry in"))
     );
+}
+
+#[tokio::test]
+async fn jobs_are_listed_newest_first_by_state_and_paged() {
+    let d = Deployment::start("list", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("list-media");
+    let uri = d.client.upload(tone(&f.path().join("t.wav"), 0.5)).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(d.client.submit_ok(&convert(&uri, "wav")).await);
+    }
+    for id in &ids[1..3] {
+        json_body(cancel(&d, id).await, StatusCode::OK, "cancel").await;
+    }
+    let listed = d.client.get_json("/v1/jobs?state=cancelled").await;
+    let cancelled: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{listed}");
+    assert!(
+        cancelled.iter().all(|c| ids[1..3].iter().any(|i| i == c)),
+        "{listed}"
+    );
+
+    let mut seen = Vec::new();
+    let mut path = "/v1/jobs?limit=2".to_owned();
+    loop {
+        let page = d.client.get_json(&path).await;
+        let jobs = page["jobs"].as_array().unwrap();
+        assert!(jobs.len() <= 2, "{page}");
+        seen.extend(jobs.iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/jobs?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "every job once, newest first");
+    expect_problem(
+        d.client.get("/v1/jobs?state=LOST").await,
+        400,
+        "REQUEST_MALFORMED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn job_events_stream_each_change_until_the_job_finishes() {
+    let d = Deployment::start("events", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("events-media");
+    let uri = d.client.upload(tone(&f.path().join("t.wav"), 2.0)).await;
+    let id = d.client.submit_ok(&convert(&uri, "flac")).await;
+    let stream = d.client.get(&format!("/v1/jobs/{id}/events")).await;
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let _worker = d.worker("worker-a", &["--concurrency", "1"]);
+    // The stream ends by itself after the terminal state.
+    let text = tokio::time::timeout(Duration::from_secs(60), stream.text())
+        .await
+        .expect("the stream ends when the job finishes")
+        .unwrap();
+    let states: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| {
+            serde_json::from_str::<Value>(d.trim()).unwrap()["state"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("PENDING"),
+        "{text}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("COMPLETED"),
+        "{text}"
+    );
+    assert!(states.iter().any(|s| s == "PROCESSING"), "{text}");
+    assert!(text.contains("event: state"), "{text}");
 }

@@ -89,6 +89,15 @@ async fn a_killed_worker_s_job_is_reclaimed_and_completed_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // Its ffmpeg dies with it (PDEATHSIG), instead of running on as an orphan.
+    while !mediahost_e2e::process::processes_mentioning("ffmpeg", &id).is_empty() {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(5),
+            "the killed worker's ffmpeg is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     let second = worker(&d, "worker-b", "3");
     let job = d.client.wait_terminal(&id).await;
     let recovered_in = killed_at.elapsed();

@@ -1,5 +1,5 @@
-//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/logs`, `POST /v1/jobs/{id}/replay`
-//! and `POST /v1/jobs/{id}/cancel`.
+//! `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/events`,
+//! `GET /v1/jobs/{id}/logs`, `POST /v1/jobs/{id}/replay` and `POST /v1/jobs/{id}/cancel`.
 //!
 //! Submission does all the checking a request can get up front: the preset and its version, the
 //! params against the preset's schema, the input names against what it declares, and that every
@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
-use crate::job::{Job, JobState, PresetPin, Priority};
+use crate::job::{Job, JobState, PresetPin, Priority, RECORD_TTL_S};
 use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::storage::{ObjectKey, StorageError};
@@ -287,6 +288,8 @@ async fn accept(
         end
         redis.call('SET', KEYS[2], ARGV[2])
         redis.call('XADD', KEYS[3], '*', 'job', ARGV[3])
+        redis.call('ZADD', KEYS[4], ARGV[6], ARGV[3])
+        redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
         return false",
     )
     .key(if idempotency.is_some() {
@@ -296,11 +299,17 @@ async fn accept(
     })
     .key(state.jobs.key(&job.id))
     .key(state.queue.stream(job.priority))
+    .key(state.jobs.index_key())
     .arg(format!("{} {body_hash}", job.id))
     .arg(body)
     .arg(job.id.to_string())
     .arg(IDEMPOTENCY_TTL_S)
     .arg(if idempotency.is_some() { "1" } else { "0" })
+    .arg(job.created_unix_ms)
+    .arg(
+        job.created_unix_ms
+            .saturating_sub(RECORD_TTL_S as u64 * 1000),
+    )
     .invoke_async(&mut state.jobs.connection())
     .await
     .map_err(|e| {
@@ -348,6 +357,137 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let job = load(&state, &id).await?;
     Ok(Json(view(&state, &job).await))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/jobs?state=FAILED&limit=50&cursor=...`: jobs newest first, optionally of one state;
+/// `next_cursor` pages on. Scans at most 2,000 jobs per request, so a rare state may answer a
+/// short page with a `next_cursor`.
+pub async fn list(
+    State(state): State<SharedState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let wanted = match q.state.as_deref() {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_value::<JobState>(json!(text.to_ascii_uppercase())).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestMalformed,
+                    format!(
+                        "state '{text}' is not one of PENDING, PROCESSING, COMPLETED, FAILED, \
+                         DEAD, CANCELLED"
+                    ),
+                )
+            })?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let (mut before_ms, mut before_id) = match q.cursor.as_deref() {
+        None => (u64::MAX, None),
+        Some(c) => {
+            let (ms, id) = c
+                .split_once('-')
+                .and_then(|(ms, id)| Some((ms.parse::<u64>().ok()?, id.to_owned())))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::RequestMalformed,
+                        "cursor is not one this API returned; start without one",
+                    )
+                })?;
+            (ms, Some(id))
+        }
+    };
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    let mut more = true;
+    while found.len() < limit && scanned < 2000 && more {
+        let page = state
+            .jobs
+            .page_before(before_ms, before_id.as_deref(), 200)
+            .await
+            .map_err(unavailable)?;
+        more = page.len() == 200;
+        for (job_ms, job) in page {
+            scanned += 1;
+            before_ms = job_ms;
+            before_id = Some(job.id.to_string());
+            if wanted.is_none_or(|w| w == job.state) {
+                found.push(json!({
+                    "id": job.id,
+                    "state": job.state,
+                    "preset": {"name": job.preset.name, "version": job.preset.version.to_string()},
+                    "priority": job.priority,
+                    "attempts": job.attempts,
+                    "created_at": job.timings.created_at,
+                    "finished_at": job.timings.finished_at,
+                    "error": job.error.as_ref().map(|e| json!({"code": e.code, "step": e.step})),
+                }));
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+    }
+    let next = (more || found.len() == limit)
+        .then(|| before_id.map(|id| format!("{before_ms}-{id}")))
+        .flatten();
+    Ok(Json(json!({"jobs": found, "next_cursor": next})))
+}
+
+/// `GET /v1/jobs/{id}/events`: server-sent events, one per change of state or progress, ending
+/// after the terminal state.
+pub async fn events(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let first = load(&state, &id).await?;
+    let jobs = state.jobs.clone();
+    let stream = futures::stream::unfold(
+        (Some(first), None::<(JobState, u32, f64)>),
+        move |(next, last)| {
+            let jobs = jobs.clone();
+            async move {
+                let mut job = next?;
+                loop {
+                    let now = (job.state, job.attempts, job.progress);
+                    if last != Some(now) {
+                        let kind = match last {
+                            Some((s, a, _)) if s == job.state && a == job.attempts => "progress",
+                            _ => "state",
+                        };
+                        let data = json!({
+                            "id": job.id,
+                            "state": job.state,
+                            "progress": job.progress,
+                            "attempts": job.attempts,
+                            "next_attempt_at": job.next_attempt_at,
+                            "error": job.error,
+                        });
+                        let event = Event::default().event(kind).data(data.to_string());
+                        let after = if job.state.is_terminal() {
+                            None
+                        } else {
+                            Some(job.clone())
+                        };
+                        return Some((Ok(event), (after, Some(now))));
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    job = match jobs.get(&job.id).await {
+                        Ok(Some(j)) => j,
+                        Ok(None) => return None,
+                        Err(_) => job,
+                    };
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 pub async fn logs(

@@ -59,7 +59,8 @@ pub fn router(state: SharedState) -> Router {
                 .get(objects::get_object)
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route("/v1/jobs", post(jobs::submit))
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+        .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/replay", post(jobs::replay))

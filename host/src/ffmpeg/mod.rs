@@ -113,7 +113,26 @@ const MAX_ADDRESS_SPACE: u64 = 16 << 30;
 const MAX_OPEN_FILES: u64 = 1024;
 
 /// Applied in the child between fork and exec: only async-signal-safe system calls.
-fn contain(isolate_network: bool, cpu_s: u64, fs: Option<&OwnedFd>) -> std::io::Result<()> {
+fn contain(
+    parent: libc::pid_t,
+    isolate_network: bool,
+    cpu_s: u64,
+    fs: Option<&OwnedFd>,
+) -> std::io::Result<()> {
+    // Die with the worker: a worker killed with SIGKILL must not leave its ffmpeg running. (The
+    // signal follows the thread that spawned the child: a runtime thread, which lives as long
+    // as the worker.) If the worker died before this line, stop here.
+    // SAFETY: prctl and getppid take plain values.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            return Err(std::io::Error::other(
+                "the worker exited while starting ffmpeg",
+            ));
+        }
+    }
     let limit = |resource, value: u64| {
         let rl = libc::rlimit {
             rlim_cur: value,
@@ -184,7 +203,8 @@ fn command(
     };
     // SAFETY: `contain` makes only async-signal-safe system calls and allocates nothing.
     unsafe {
-        cmd.pre_exec(move || contain(isolate_network, cpu_s, fs.as_ref()));
+        let parent = std::process::id() as libc::pid_t;
+        cmd.pre_exec(move || contain(parent, isolate_network, cpu_s, fs.as_ref()));
     }
     cmd.args(args)
         .stdin(Stdio::null())
