@@ -177,6 +177,17 @@ pub struct Options {
     )]
     pub retry_base_ms: u64,
 
+    /// Secrets job webhooks are signed with (`whsec_` + base64), comma-separated; every one signs
+    /// each delivery, so a new secret can be added before the old one is removed. When not given,
+    /// the file `webhook-secret` in the data directory (created with a random secret).
+    #[arg(
+        long,
+        env = "MEDIAHOST_WEBHOOK_SECRETS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub webhook_secrets: Option<String>,
+
     /// Milliseconds a preset call may run.
     #[arg(
         long,

@@ -163,6 +163,9 @@ pub struct Job {
     pub next_attempt_unix_ms: Option<u64>,
     #[serde(default)]
     pub history: Vec<Transition>,
+    /// Where the job's terminal event is delivered (see `webhook`).
+    #[serde(default)]
+    pub webhook: Option<String>,
     /// The job this one replays, for `POST /v1/jobs/{id}/replay`.
     #[serde(default)]
     pub replay_of: Option<Uuid>,
@@ -210,6 +213,7 @@ impl Job {
                 code: None,
                 note: None,
             }],
+            webhook: None,
             replay_of: None,
             created_unix_ms: unix_ms(now),
             timings: Timings {

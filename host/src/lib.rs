@@ -19,4 +19,5 @@ pub mod redis_server;
 pub mod secret;
 pub mod server;
 pub mod storage;
+pub mod webhook;
 pub mod worker;

@@ -113,6 +113,8 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             queue: queue.clone(),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
             child_cpu: crate::metrics::ChildCpu::default(),
+            outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix),
+            webhook_secrets: webhook_secrets(&opts)?,
             retry: crate::worker::RetryPolicy {
                 base: Duration::from_millis(opts.retry_base_ms.max(1)),
                 max: Duration::from_secs(300),
@@ -134,6 +136,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             scratch_root,
             max_attempts: opts.max_attempts.max(1),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
+            outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix),
             admin_token: crate::secret::admin_token(
                 opts.admin_token.as_deref(),
                 &opts.admin_token_file(),
@@ -166,6 +169,29 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
         let _ = t.await;
     }
     Ok(())
+}
+
+/// The secrets webhooks are signed with: `--webhook-secrets`, else the file `webhook-secret` in
+/// the data directory (created with a random secret).
+fn webhook_secrets(opts: &Options) -> anyhow::Result<Vec<crate::webhook::Secret>> {
+    let text = match &opts.webhook_secrets {
+        Some(list) => list.clone(),
+        None => {
+            let path = opts.data_dir.join("webhook-secret");
+            let bytes = crate::secret::read_or_create(
+                &path,
+                crate::webhook::Secret::generate().into_bytes(),
+            )
+            .map_err(|e| anyhow::anyhow!("cannot read or create {}: {e}", path.display()))?;
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    text.split([',', ' ', '\n'])
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            crate::webhook::Secret::parse(s).map_err(|e| anyhow::anyhow!("--webhook-secrets: {e}"))
+        })
+        .collect()
 }
 
 fn hostname() -> String {

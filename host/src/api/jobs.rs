@@ -38,6 +38,8 @@ struct SubmitJob {
     params: Map<String, Value>,
     #[serde(default)]
     priority: Priority,
+    /// A URL the job's terminal event is POSTed to (Standard Webhooks).
+    webhook: Option<String>,
 }
 
 /// How long an `Idempotency-Key` is remembered.
@@ -71,7 +73,24 @@ pub async fn submit(
     );
     job.priority = req.priority;
     job.max_attempts = state.max_attempts;
+    job.webhook = req.webhook.as_deref().map(check_webhook).transpose()?;
     accept(&state, job, idempotency).await
+}
+
+/// A webhook URL must be absolute http(s), at most 2 KiB.
+fn check_webhook(url: &str) -> Result<String, ApiError> {
+    let parsed = reqwest::Url::parse(url).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host().is_some() && url.len() <= 2048
+    });
+    parsed.map(|u| u.to_string()).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RequestMalformed,
+            format!(
+                "webhook '{url}' is not an absolute http:// or https:// URL of at most 2048 bytes"
+            ),
+        )
+        .with("param", "webhook")
+    })
 }
 
 /// The `Idempotency-Key` header, if any, as (Redis key, SHA-256 of the body).
@@ -125,6 +144,7 @@ pub async fn replay(
     );
     job.replay_of = Some(original.id);
     job.priority = original.priority;
+    job.webhook = original.webhook.clone();
     job.max_attempts = state.max_attempts;
     accept(&state, job, None).await
 }
@@ -164,6 +184,12 @@ pub async fn cancel(
                 );
                 if state.jobs.replace(&job, &raw).await.map_err(unavailable)? {
                     let mut conn = state.jobs.connection();
+                    let mut pipe = redis::pipe();
+                    let record = serde_json::to_value(&job).unwrap_or_default();
+                    state.outbox.enqueue_into(&mut pipe, &job, record);
+                    pipe.query_async::<()>(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
                     state
                         .queue
                         .unschedule(&mut conn, &job.id, job.priority)
@@ -539,6 +565,7 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "next_attempt_at": job.next_attempt_at,
         "history": job.history,
         "replay_of": job.replay_of,
+        "webhook": job.webhook,
         "timings": job.timings,
     })
 }

@@ -38,6 +38,7 @@ pub struct AppState {
     /// Attempts a job gets before a retryable failure makes it DEAD.
     pub max_attempts: u32,
     pub metrics: Metrics,
+    pub outbox: crate::webhook::Outbox,
     pub storage: Arc<Storage>,
     pub jobs: JobStore,
     pub queue: Queue,

@@ -17,6 +17,7 @@ use crate::error::{ErrorCode, JobError};
 use crate::job::{Job, JobState, now_rfc3339};
 use crate::metrics::{ChildCpu, Event, Metrics};
 use crate::queue::{Delivery, Queue};
+use crate::webhook::{Outbox, Secret};
 use pipeline::Context;
 
 pub struct Worker {
@@ -25,6 +26,8 @@ pub struct Worker {
     pub retry: RetryPolicy,
     pub metrics: Metrics,
     pub child_cpu: ChildCpu,
+    pub outbox: Outbox,
+    pub webhook_secrets: Vec<Secret>,
     pub redis: redis::Client,
     pub concurrency: usize,
     pub name: String,
@@ -36,6 +39,11 @@ impl Worker {
         let promoter = tokio::spawn(promote_retries(
             self.queue.clone(),
             self.ctx.jobs.connection(),
+        ));
+        let webhooks = tokio::spawn(crate::webhook::deliver_forever(
+            self.outbox.clone(),
+            self.webhook_secrets.clone(),
+            self.metrics.clone(),
         ));
         let mut slots = Vec::new();
         for slot in 0..self.concurrency {
@@ -49,6 +57,7 @@ impl Worker {
             let _ = s.await;
         }
         promoter.abort();
+        webhooks.abort();
     }
 
     async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
@@ -183,6 +192,10 @@ impl Worker {
                     run_s: job.timings.run_s.unwrap_or(0.0),
                 },
             );
+            if job.state.is_terminal() {
+                let view = serde_json::to_value(job).unwrap_or_default();
+                self.outbox.enqueue_into(&mut pipe, job, view);
+            }
             if job.state == JobState::Pending {
                 let due = job.next_attempt_unix_ms.unwrap_or_default();
                 self.queue
