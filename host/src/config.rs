@@ -128,6 +128,16 @@ pub struct Options {
     )]
     pub concurrency: usize,
 
+    /// Jobs running at once across every worker process sharing the Redis (0: no central
+    /// limit; each process still runs at most --concurrency). Give every worker the same value.
+    #[arg(
+        long,
+        env = "MEDIAHOST_MAX_RUNNING",
+        default_value_t = 0,
+        global = true
+    )]
+    pub max_running: usize,
+
     /// Seconds after which a job whose worker stopped renewing its claim is taken over.
     #[arg(
         long,
@@ -187,6 +197,16 @@ pub struct Options {
         hide_env_values = true
     )]
     pub webhook_secrets: Option<String>,
+
+    /// Seconds a failed attempt's scratch directory (inputs, intermediates) is kept under
+    /// `<data-dir>/scratch/failed/` for debugging; 0 removes it at once.
+    #[arg(
+        long,
+        env = "MEDIAHOST_KEEP_FAILED_S",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub keep_failed_s: u64,
 
     /// Milliseconds a preset call may run.
     #[arg(

@@ -288,6 +288,52 @@ impl Queue {
         .await
     }
 
+    fn running(&self) -> String {
+        format!("{}:running", self.prefix)
+    }
+
+    /// Takes (or renews) one of `limit` permits to run a job, shared by every worker process. A
+    /// permit lapses after `reclaim_after` unless renewed, so a dead worker's permit comes back.
+    pub async fn acquire_run_permit(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        consumer: &str,
+        limit: usize,
+        now_unix_ms: u64,
+    ) -> redis::RedisResult<bool> {
+        let granted: i64 = redis::Script::new(
+            r"
+            redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+            if redis.call('ZSCORE', KEYS[1], ARGV[3]) or
+               redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
+                redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+                return 1
+            end
+            return 0",
+        )
+        .key(self.running())
+        .arg(now_unix_ms)
+        .arg(now_unix_ms + self.reclaim_after.as_millis() as u64)
+        .arg(consumer)
+        .arg(limit)
+        .invoke_async(conn)
+        .await?;
+        Ok(granted == 1)
+    }
+
+    pub async fn release_run_permit(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        consumer: &str,
+    ) -> redis::RedisResult<()> {
+        redis::cmd("ZREM")
+            .arg(self.running())
+            .arg(consumer)
+            .query_async::<i64>(conn)
+            .await
+            .map(|_| ())
+    }
+
     /// Entries per priority (waiting plus held by workers), and retries waiting for backoff.
     pub async fn depth(
         &self,

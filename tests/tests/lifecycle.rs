@@ -364,3 +364,64 @@ async fn job_events_stream_each_change_until_the_job_finishes() {
     assert!(states.iter().any(|s| s == "PROCESSING"), "{text}");
     assert!(text.contains("event: state"), "{text}");
 }
+
+#[tokio::test]
+async fn a_central_limit_caps_running_jobs_across_worker_processes() {
+    let d = Deployment::start("central-limit", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("central-limit-media");
+    let uri = d.client.upload(tone(&f.path().join("t.wav"), 3.0)).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(d.client.submit_ok(&convert(&uri, "flac")).await);
+    }
+    // Four slots in two processes, one permit.
+    let args = ["--concurrency", "2", "--max-running", "1"];
+    let _workers = [d.worker("worker-a", &args), d.worker("worker-b", &args)];
+    let mut spans = Vec::new();
+    for id in &ids {
+        let job = d.client.wait_terminal(id).await;
+        assert_completed(&job);
+        spans.push((
+            job["timings"]["started_at"].as_str().unwrap().to_owned(),
+            job["timings"]["finished_at"].as_str().unwrap().to_owned(),
+        ));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "two jobs ran at once: {pair:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_attempt_keeps_its_scratch_for_a_while() {
+    let d = Deployment::start("keep-failed", &presets_dir(), &[]).await;
+    let f = process::fixture_dir("keep-failed-media");
+    let uri = d
+        .client
+        .upload(&media::not_media(&f.path().join("notes.txt")))
+        .await;
+    let _worker = d.worker("worker-a", &["--concurrency", "1", "--keep-failed-s", "3"]);
+    let id = d.client.submit_ok(&convert(&uri, "flac")).await;
+    let job = d.client.wait_terminal(&id).await;
+    assert_eq!(job["state"], "FAILED", "{job}");
+    let kept = d.data_dir().join(format!("scratch/failed/{id}-1"));
+    assert!(
+        kept.join("in/main").is_file(),
+        "the failed attempt's input is kept at {}",
+        kept.display()
+    );
+    let log = d
+        .client
+        .get_json(&format!("/v1/jobs/{id}/logs"))
+        .await
+        .to_string();
+    assert!(log.contains("is kept for 3s"), "{log}");
+    let started = Instant::now();
+    while kept.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "kept scratch never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -184,12 +184,14 @@ pub async fn cancel(
                 );
                 if state.jobs.replace(&job, &raw).await.map_err(unavailable)? {
                     let mut conn = state.jobs.connection();
-                    let mut pipe = redis::pipe();
-                    let record = serde_json::to_value(&job).unwrap_or_default();
-                    state.outbox.enqueue_into(&mut pipe, &job, record);
-                    pipe.query_async::<()>(&mut conn)
-                        .await
-                        .map_err(unavailable)?;
+                    if job.webhook.is_some() {
+                        let mut pipe = redis::pipe();
+                        let record = serde_json::to_value(&job).unwrap_or_default();
+                        state.outbox.enqueue_into(&mut pipe, &job, record);
+                        pipe.query_async::<()>(&mut conn)
+                            .await
+                            .map_err(unavailable)?;
+                    }
                     state
                         .queue
                         .unschedule(&mut conn, &job.id, job.priority)

@@ -28,6 +28,8 @@ pub struct Worker {
     pub child_cpu: ChildCpu,
     pub outbox: Outbox,
     pub webhook_secrets: Vec<Secret>,
+    /// Jobs running at once across every worker process (0: no limit beyond `concurrency`).
+    pub max_running: usize,
     pub redis: redis::Client,
     pub concurrency: usize,
     pub name: String,
@@ -40,6 +42,20 @@ impl Worker {
             self.queue.clone(),
             self.ctx.jobs.connection(),
         ));
+        let sweeper = {
+            let root = self.ctx.scratch_root.clone();
+            let keep = self.ctx.keep_failed;
+            tokio::spawn(async move {
+                loop {
+                    let (root, keep) = (root.clone(), keep);
+                    let _ =
+                        tokio::task::spawn_blocking(move || pipeline::sweep_failed(&root, keep))
+                            .await;
+                    tokio::time::sleep(keep.clamp(Duration::from_secs(1), Duration::from_secs(60)))
+                        .await;
+                }
+            })
+        };
         let webhooks = tokio::spawn(crate::webhook::deliver_forever(
             self.outbox.clone(),
             self.webhook_secrets.clone(),
@@ -58,6 +74,7 @@ impl Worker {
         }
         promoter.abort();
         webhooks.abort();
+        sweeper.abort();
     }
 
     async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
@@ -91,9 +108,41 @@ impl Worker {
                 wait_or_shutdown(&mut shutdown, Duration::from_secs(1)).await;
                 continue;
             }
-            match self.queue.next(c, &consumer, Duration::from_secs(2)).await {
-                Ok(Some(delivery)) => self.handle(c, &consumer, delivery).await,
-                Ok(None) => {}
+            if self.max_running > 0 {
+                let now = crate::job::unix_ms(SystemTime::now());
+                match self
+                    .queue
+                    .acquire_run_permit(c, &consumer, self.max_running, now)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        wait_or_shutdown(&mut shutdown, Duration::from_millis(250)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take a run permit; reconnecting");
+                        conn = None;
+                        wait_or_shutdown(&mut shutdown, Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            let next = match self.queue.next(c, &consumer, Duration::from_secs(2)).await {
+                Ok(Some(delivery)) => {
+                    self.handle(c, &consumer, delivery).await;
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if self.max_running > 0
+                && let Err(e) = self.queue.release_run_permit(c, &consumer).await
+            {
+                tracing::warn!(error = %e, "could not return a run permit; it lapses by itself");
+            }
+            match next {
+                Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the queue failed; reconnecting");
                     conn = None;
@@ -271,11 +320,21 @@ impl Worker {
             let consumer = consumer.to_owned();
             let delivery = delivery.clone();
             let every = self.queue.reclaim_after() / 3;
+            let limited = self.max_running;
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
                     if let Err(e) = queue.renew(&mut conn, &consumer, &delivery).await {
                         tracing::warn!(error = %e, "could not renew the job's claim");
+                    }
+                    if limited > 0 {
+                        let now = crate::job::unix_ms(SystemTime::now());
+                        if let Err(e) = queue
+                            .acquire_run_permit(&mut conn, &consumer, limited, now)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "could not renew the run permit");
+                        }
                     }
                 }
             })

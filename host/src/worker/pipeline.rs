@@ -36,6 +36,8 @@ pub struct Context {
     pub jobs: JobStore,
     pub tools: Tools,
     pub scratch_root: PathBuf,
+    /// How long a failed attempt's scratch directory is kept (zero: removed at once).
+    pub keep_failed: std::time::Duration,
 }
 
 /// The result of a successful job.
@@ -46,8 +48,9 @@ pub struct Finished {
     pub child_s: f64,
 }
 
-/// A job-scoped scratch directory, removed when dropped (on success and on failure alike).
-pub struct Scratch(PathBuf);
+/// A job-scoped scratch directory, removed when dropped (on success and on failure alike),
+/// unless kept for debugging a failure.
+pub struct Scratch(PathBuf, std::sync::atomic::AtomicBool);
 
 impl Scratch {
     fn create(root: &Path, job: &Job) -> Result<Self, JobError> {
@@ -62,16 +65,30 @@ impl Scratch {
                 )
             })?;
         }
-        Ok(Self(dir))
+        Ok(Self(dir, std::sync::atomic::AtomicBool::new(false)))
     }
 
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Moves the directory to `dest` and leaves it there (a failed attempt, for debugging).
+    fn keep_at(&self, dest: &Path) -> std::io::Result<()> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let _ = std::fs::remove_dir_all(dest);
+        std::fs::rename(&self.0, dest)?;
+        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             tracing::warn!(dir = %self.0.display(), error = %e, "could not remove scratch");
         }
@@ -132,8 +149,53 @@ pub async fn run(
         child_s: 0.0,
         progress,
     };
-    run.download_and_probe().await?;
-    run.plan_and_execute(preset).await
+    let result = match run.download_and_probe().await {
+        Ok(()) => run.plan_and_execute(preset).await,
+        Err(e) => Err(e),
+    };
+    if result.is_err() && !ctx.keep_failed.is_zero() {
+        let kept = ctx.scratch_root.join("failed").join(
+            scratch
+                .path()
+                .file_name()
+                .expect("scratch directories have names"),
+        );
+        match scratch.keep_at(&kept) {
+            Ok(()) => {
+                ctx.jobs
+                    .log(
+                        &job.id,
+                        "host",
+                        format!(
+                            "the failed attempt's scratch directory is kept for {}s at {}",
+                            ctx.keep_failed.as_secs(),
+                            kept.display()
+                        ),
+                    )
+                    .await;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not keep the failed job's scratch"),
+        }
+    }
+    result
+}
+
+/// Removes kept scratch directories of failed attempts once they are older than `keep`.
+pub fn sweep_failed(scratch_root: &Path, keep: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(scratch_root.join("failed")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= keep);
+        if old && let Err(e) = std::fs::remove_dir_all(entry.path()) {
+            tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove kept scratch");
+        }
+    }
 }
 
 struct Run<'a> {
