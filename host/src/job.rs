@@ -163,6 +163,9 @@ pub struct Job {
     pub next_attempt_unix_ms: Option<u64>,
     #[serde(default)]
     pub history: Vec<Transition>,
+    /// Log every ffmpeg step's stderr, not only a failing one's.
+    #[serde(default)]
+    pub verbose: bool,
     /// Where the job's terminal event is delivered (see `webhook`).
     #[serde(default)]
     pub webhook: Option<String>,
@@ -213,6 +216,7 @@ impl Job {
                 code: None,
                 note: None,
             }],
+            verbose: false,
             webhook: None,
             replay_of: None,
             created_unix_ms: unix_ms(now),

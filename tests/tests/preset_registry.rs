@@ -378,6 +378,7 @@ async fn a_yanked_version_no_longer_resolves_but_pinned_jobs_replay() {
         .client
         .http()
         .post(d.client.url(&format!("/v1/jobs/{id}/replay")))
+        .json(&json!({"verbose": true}))
         .send()
         .await
         .unwrap();
@@ -387,6 +388,15 @@ async fn a_yanked_version_no_longer_resolves_but_pinned_jobs_replay() {
     let done = d.client.wait_terminal(replay["id"].as_str().unwrap()).await;
     assert_completed(&done);
     assert_eq!(done["params"], d.client.job(&id).await["params"]);
+    let verbose = job_log(&d, replay["id"].as_str().unwrap()).await;
+    assert!(
+        verbose.contains("stderr:"),
+        "a verbose replay logs ffmpeg's stderr: {verbose}"
+    );
+    assert!(
+        !job_log(&d, &id).await.contains("stderr:"),
+        "the original was not verbose"
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,16 @@ struct SubmitJob {
     priority: Priority,
     /// A URL the job's terminal event is POSTed to (Standard Webhooks).
     webhook: Option<String>,
+    /// Log every ffmpeg step's stderr.
+    #[serde(default)]
+    verbose: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayJob {
+    #[serde(default)]
+    verbose: bool,
 }
 
 /// How long an `Idempotency-Key` is remembered.
@@ -74,6 +84,7 @@ pub async fn submit(
     job.priority = req.priority;
     job.max_attempts = state.max_attempts;
     job.webhook = req.webhook.as_deref().map(check_webhook).transpose()?;
+    job.verbose = req.verbose;
     accept(&state, job, idempotency).await
 }
 
@@ -118,11 +129,14 @@ fn idempotency_key(
 }
 
 /// `POST /v1/jobs/{id}/replay`: a new job with the identical inputs, pinned version and params.
-/// The version need not resolve any more: a yanked version replays.
+/// The version need not resolve any more: a yanked version replays. With `{"verbose": true}`
+/// the replay logs every ffmpeg step's stderr.
 pub async fn replay(
     State(state): State<SharedState>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: ReplayJob = parse_body(&body)?;
     let original = load(&state, &id).await?;
     let pin = &original.preset;
     match state.catalog.get(&pin.name, &pin.version).await {
@@ -145,6 +159,7 @@ pub async fn replay(
     job.replay_of = Some(original.id);
     job.priority = original.priority;
     job.webhook = original.webhook.clone();
+    job.verbose = req.verbose || original.verbose;
     job.max_attempts = state.max_attempts;
     accept(&state, job, None).await
 }
@@ -568,6 +583,7 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "history": job.history,
         "replay_of": job.replay_of,
         "webhook": job.webhook,
+        "verbose": job.verbose,
         "timings": job.timings,
     })
 }

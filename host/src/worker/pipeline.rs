@@ -481,6 +481,10 @@ impl Run<'_> {
                 format!("step '{name}' failed: {}", clip(last, 512)),
             ));
         }
+        if self.job.verbose {
+            self.log("ffmpeg", format!("step '{name}' stderr:\n{stderr}"))
+                .await;
+        }
         self.log(
             "ffmpeg",
             format!(
