@@ -119,10 +119,9 @@ async fn jobs_survive_twenty_seconds_without_storage() {
     assert_eq!(ready.status(), 503, "not ready without storage");
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["redis"], "ok", "{body}");
-    assert!(
-        body["storage"].as_str().unwrap().contains("storage failed"),
-        "{body}"
-    );
+    // "storage failed: ..." or, when the S3 client is still retrying, "did not answer within 2 s".
+    let storage = body["storage"].as_str().unwrap();
+    assert!(storage != "ok" && storage.contains("storage"), "{body}");
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(down.elapsed())).await;
     d.s3.as_mut().unwrap().resume();
     let (completed, other, duplicated) = tally(&d.client, &ids, Duration::from_secs(180)).await;
