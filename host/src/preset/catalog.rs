@@ -144,15 +144,7 @@ impl Catalog {
         if let Some(existing) = existing {
             return Err(exists(&preset, &existing));
         }
-        let record = PresetRecord {
-            name: preset.name.clone(),
-            version: preset.version.clone(),
-            sha256: preset.sha256.clone(),
-            size_bytes: bytes.len() as u64,
-            interface: format!("mediahost:preset@{}", preset.interface),
-            published_at: now_rfc3339(),
-            origin: Origin::Uploaded,
-        };
+        let record = record_of(&preset, bytes.len(), Origin::Uploaded);
         match self.index(&record, bytes).await? {
             Indexed::Created => {}
             Indexed::Exists(existing) => return Err(exists(&preset, &existing)),
@@ -290,15 +282,7 @@ impl Catalog {
                     continue;
                 }
             };
-            let record = PresetRecord {
-                name: preset.name.clone(),
-                version: preset.version.clone(),
-                sha256: preset.sha256.clone(),
-                size_bytes: bytes.len() as u64,
-                interface: format!("mediahost:preset@{}", preset.interface),
-                published_at: now_rfc3339(),
-                origin: Origin::Bundled,
-            };
+            let record = record_of(&preset, bytes.len(), Origin::Bundled);
             let record = match self.index(&record, bytes).await {
                 Err(e) => {
                     // Storage or Redis is down at start: run the bundled preset here anyway;
@@ -515,6 +499,19 @@ impl Catalog {
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.subscribe(self.channel()).await?;
         Ok(pubsub.into_on_message())
+    }
+}
+
+/// The record a version is published with, now.
+fn record_of(preset: &Preset, size_bytes: usize, origin: Origin) -> PresetRecord {
+    PresetRecord {
+        name: preset.name.clone(),
+        version: preset.version.clone(),
+        sha256: preset.sha256.clone(),
+        size_bytes: size_bytes as u64,
+        interface: format!("mediahost:preset@{}", preset.interface),
+        published_at: now_rfc3339(),
+        origin,
     }
 }
 
