@@ -49,14 +49,7 @@ async fn main() {
             .await
             .expect("worker starts");
     }
-    let tone = fixtures.path().join("tone.wav");
-    media::run(
-        std::process::Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-            .args(["-i", "sine=frequency=440:duration=1", "-y"])
-            .arg(&tone),
-        "make a tone",
-    );
+    let tone = media::sine(&fixtures.path().join("tone.wav"), 1.0);
     let input = d.client.upload(&tone).await;
 
     let mut loaded_everywhere = Vec::new();

@@ -103,6 +103,34 @@ fn ffmpeg() -> Command {
     command
 }
 
+/// A 440 Hz mono sine of `seconds`, as a small input for jobs whose content does not matter.
+pub fn sine(dest: &Path, seconds: f64) -> PathBuf {
+    run(
+        ffmpeg()
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=440:duration={seconds}"))
+            .arg(dest),
+        "ffmpeg sine",
+    );
+    dest.to_path_buf()
+}
+
+/// Stereo 48 kHz pink noise of `seconds` at `amplitude`: long inputs for jobs that must still be
+/// running when a test acts on them.
+pub fn pink_noise(dest: &Path, seconds: u32, amplitude: f64) -> PathBuf {
+    run(
+        ffmpeg()
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!(
+                "anoisesrc=color=pink:duration={seconds}:sample_rate=48000:amplitude={amplitude}"
+            ))
+            .args(["-ac", "2"])
+            .arg(dest),
+        "ffmpeg pink noise",
+    );
+    dest.to_path_buf()
+}
+
 /// Speech from espeak-ng, as it writes it.
 pub fn speech(dest: &Path) -> PathBuf {
     run(

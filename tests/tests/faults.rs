@@ -3,8 +3,6 @@
 //! each: jobs submitted (answered 202), completed, lost and duplicated.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,19 +11,6 @@ use mediahost_e2e::deployment::{Deployment, Setup};
 use mediahost_e2e::host::presets_dir;
 use mediahost_e2e::{media, process};
 use serde_json::{Value, json};
-
-fn tone(path: &Path, seconds: f64) -> &Path {
-    media::run(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-            .arg("-i")
-            .arg(format!("sine=frequency=440:duration={seconds}"))
-            .arg("-y")
-            .arg(path),
-        "make a tone",
-    );
-    path
-}
 
 fn convert(uri: &str) -> Value {
     json!({"preset": "audio-convert", "inputs": {"main": uri}, "params": {"codec": "wav"}})
@@ -91,7 +76,10 @@ async fn jobs_survive_twenty_seconds_without_storage() {
     )
     .await;
     let f = process::fixture_dir("storage-outage-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 1.0))
+        .await;
     let mut ids = Vec::new();
     for _ in 0..6 {
         ids.push(d.client.submit_ok(&convert(&uri)).await);
@@ -182,7 +170,10 @@ async fn a_redis_restart_during_a_burst_loses_no_accepted_job() {
     )
     .await;
     let f = process::fixture_dir("redis-restart-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 0.3)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 0.3))
+        .await;
     let _worker = d.worker("worker-a", &["--concurrency", "2"]);
 
     let body = Arc::new(convert(&uri));
@@ -227,7 +218,10 @@ async fn a_redis_restart_during_a_burst_loses_no_accepted_job() {
 async fn a_thousand_concurrent_submissions_all_finish_once() {
     let d = Deployment::start("thousand", &presets_dir(), &[]).await;
     let f = process::fixture_dir("thousand-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 0.1)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 0.1))
+        .await;
     let _worker = d.worker("worker-a", &["--concurrency", "4"]);
     let body = Arc::new(convert(&uri));
     let started = Instant::now();

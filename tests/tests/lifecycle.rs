@@ -1,8 +1,6 @@
 //! The job lifecycle a user drives: cancelling a pending and a running job, idempotent
 //! submission, priorities, and a job whose retries run out becoming DEAD with its history.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mediahost_e2e::client::{assert_completed, expect_problem, json_body};
@@ -11,19 +9,6 @@ use mediahost_e2e::host::presets_dir;
 use mediahost_e2e::{media, process};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-fn tone(path: &Path, seconds: f64) -> &Path {
-    media::run(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-            .arg("-i")
-            .arg(format!("sine=frequency=440:duration={seconds}"))
-            .arg("-y")
-            .arg(path),
-        "make a tone",
-    );
-    path
-}
 
 async fn cancel(d: &Deployment, id: &str) -> reqwest::Response {
     d.client
@@ -42,7 +27,10 @@ fn convert(uri: &str, codec: &str) -> Value {
 async fn a_pending_job_is_cancelled_at_once_and_never_runs() {
     let d = Deployment::start("cancel-pending", &presets_dir(), &[]).await;
     let f = process::fixture_dir("cancel-pending-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 1.0))
+        .await;
     let id = d.client.submit_ok(&convert(&uri, "flac")).await;
     let answer = json_body(cancel(&d, &id).await, StatusCode::OK, "cancel").await;
     assert_eq!(answer["state"], "CANCELLED", "{answer}");
@@ -68,15 +56,7 @@ async fn a_pending_job_is_cancelled_at_once_and_never_runs() {
 async fn a_running_job_is_cancelled_with_its_ffmpeg_killed_and_scratch_removed() {
     let d = Deployment::start("cancel-running", &presets_dir(), &[]).await;
     let f = process::fixture_dir("cancel-running-media");
-    let long = f.path().join("long.wav");
-    media::run(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-            .args(["-i", "anoisesrc=color=pink:duration=300:sample_rate=48000"])
-            .args(["-ac", "2", "-y"])
-            .arg(&long),
-        "make a long file",
-    );
+    let long = media::pink_noise(&f.path().join("long.wav"), 300, 1.0);
     let uri = d.client.upload(&long).await;
     let _worker = d.worker("worker-a", &["--concurrency", "1"]);
     let id = d.client.submit_ok(&convert(&uri, "opus")).await;
@@ -120,7 +100,10 @@ fn ffmpeg_of(id: &str) -> Vec<u32> {
 async fn a_repeated_idempotency_key_returns_the_original_job() {
     let d = Deployment::start("idempotency", &presets_dir(), &[]).await;
     let f = process::fixture_dir("idempotency-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 1.0))
+        .await;
     let body = convert(&uri, "flac");
     let post = |key: &'static str, body: &Value| {
         d.client
@@ -171,7 +154,10 @@ async fn a_repeated_idempotency_key_returns_the_original_job() {
 async fn high_priority_jobs_run_before_normal_before_low() {
     let d = Deployment::start("priority", &presets_dir(), &[]).await;
     let f = process::fixture_dir("priority-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 0.5)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 0.5))
+        .await;
     let mut submitted = Vec::new();
     for priority in [
         "low", "normal", "high", "low", "high", "normal", "low", "high", "normal",
@@ -229,7 +215,10 @@ async fn a_job_whose_storage_stays_down_is_retried_with_backoff_then_dead() {
     )
     .await;
     let f = process::fixture_dir("dead-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 1.0)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 1.0))
+        .await;
     let id = d.client.submit_ok(&convert(&uri, "flac")).await;
     d.s3.as_mut().unwrap().stop();
     let _worker = d.worker(
@@ -277,7 +266,10 @@ async fn a_job_whose_storage_stays_down_is_retried_with_backoff_then_dead() {
 async fn jobs_are_listed_newest_first_by_state_and_paged() {
     let d = Deployment::start("list", &presets_dir(), &[]).await;
     let f = process::fixture_dir("list-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 0.5)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 0.5))
+        .await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(d.client.submit_ok(&convert(&uri, "wav")).await);
@@ -325,7 +317,10 @@ async fn jobs_are_listed_newest_first_by_state_and_paged() {
 async fn job_events_stream_each_change_until_the_job_finishes() {
     let d = Deployment::start("events", &presets_dir(), &[]).await;
     let f = process::fixture_dir("events-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 2.0)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 2.0))
+        .await;
     let id = d.client.submit_ok(&convert(&uri, "flac")).await;
     let stream = d.client.get(&format!("/v1/jobs/{id}/events")).await;
     assert_eq!(stream.status(), 200);
@@ -369,7 +364,10 @@ async fn job_events_stream_each_change_until_the_job_finishes() {
 async fn a_central_limit_caps_running_jobs_across_worker_processes() {
     let d = Deployment::start("central-limit", &presets_dir(), &[]).await;
     let f = process::fixture_dir("central-limit-media");
-    let uri = d.client.upload(tone(&f.path().join("t.wav"), 3.0)).await;
+    let uri = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 3.0))
+        .await;
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(d.client.submit_ok(&convert(&uri, "flac")).await);

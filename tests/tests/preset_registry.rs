@@ -62,21 +62,6 @@ fn fixtures(label: &str) -> tempfile::TempDir {
     process::fixture_dir(label)
 }
 
-fn long_noise(path: &Path, seconds: u32) -> PathBuf {
-    media::run(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-            .arg("-i")
-            .arg(format!(
-                "anoisesrc=color=pink:duration={seconds}:sample_rate=48000:amplitude=0.1"
-            ))
-            .args(["-ac", "2", "-y"])
-            .arg(path),
-        "make a noise file",
-    );
-    path.to_owned()
-}
-
 #[tokio::test]
 async fn a_version_published_while_jobs_run_is_live_everywhere_within_a_second() {
     let f = fixtures("hotload-media");
@@ -110,7 +95,7 @@ async fn a_version_published_while_jobs_run_is_live_everywhere_within_a_second()
     // Five jobs for four slots: four run, one waits, all pinned to 1.0.0 at submit.
     let input = d
         .client
-        .upload(&long_noise(&f.path().join("noise.wav"), 120))
+        .upload(&media::pink_noise(&f.path().join("noise.wav"), 120, 0.1))
         .await;
     let body = json!({"preset": "loudness-normalize", "version": "^1", "inputs": {"main": input}});
     let mut old = Vec::new();

@@ -3,7 +3,6 @@
 //! not lose it: another worker reclaims it and completes it, once.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mediahost_e2e::deployment::{Deployment, wait_for_state};
@@ -50,18 +49,7 @@ async fn a_job_waits_for_a_worker_process_and_completes_on_it() {
 async fn a_killed_worker_s_job_is_reclaimed_and_completed_once() {
     let d = deploy("reclaim").await;
     // Long enough that the first worker is surely inside ffmpeg when it is killed.
-    let long = d.dir.path().join("long.wav");
-    media::run(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-            .args([
-                "-i",
-                "anoisesrc=color=pink:duration=300:sample_rate=48000:amplitude=0.3",
-            ])
-            .args(["-ac", "2", "-y"])
-            .arg(&long),
-        "make a 5-minute noise file",
-    );
+    let long = media::pink_noise(&d.dir.path().join("long.wav"), 300, 0.3);
     let uri = d.client.upload(&long).await;
     let id = d
         .client

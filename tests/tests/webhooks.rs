@@ -3,8 +3,6 @@
 //! `standardwebhooks` crate under both secrets of a rotation, and `410 Gone` disables a URL.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,17 +80,6 @@ async fn receiver(port: u16, log: Arc<Mutex<Vec<Received>>>) {
     }
 }
 
-fn tone(path: &Path) -> &Path {
-    media::run(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-            .args(["-i", "sine=frequency=440:duration=0.5", "-y"])
-            .arg(path),
-        "make a tone",
-    );
-    path
-}
-
 fn verify(r: &Received, secret: &str) -> Result<(), String> {
     let mut headers = http::HeaderMap::new();
     for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
@@ -109,7 +96,10 @@ fn verify(r: &Received, secret: &str) -> Result<(), String> {
 async fn every_event_is_delivered_signed_once_the_receiver_is_up() {
     let d = Deployment::start("webhooks", &presets_dir(), &[]).await;
     let f = process::fixture_dir("webhooks-media");
-    let good = d.client.upload(tone(&f.path().join("t.wav"))).await;
+    let good = d
+        .client
+        .upload(&media::sine(&f.path().join("t.wav"), 0.5))
+        .await;
     let bad = d
         .client
         .upload(&media::not_media(&f.path().join("notes.txt")))
