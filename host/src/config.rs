@@ -225,6 +225,90 @@ pub struct Options {
         global = true
     )]
     pub preset_memory_mib: usize,
+
+    /// Preset calls of dry runs (`POST /v1/presets/.../plan`) running at once in an API process;
+    /// more wait their turn. Dry runs never take the instances workers plan with.
+    #[arg(
+        long,
+        env = "MEDIAHOST_DRY_RUN_CONCURRENCY",
+        default_value_t = 2,
+        global = true
+    )]
+    pub dry_run_concurrency: usize,
+
+    /// MiB a job may write to its scratch directory (inputs, intermediates, outputs) while it
+    /// runs; over it, ffmpeg is stopped and the job fails with OUTPUT_TOO_LARGE.
+    #[arg(
+        long,
+        env = "MEDIAHOST_JOB_DISK_BUDGET_MIB",
+        default_value_t = 20480,
+        global = true
+    )]
+    pub job_disk_budget_mib: u64,
+
+    /// Seconds one attempt of a job may run in all (every ffmpeg step, probe and analysis),
+    /// whatever duration its media claims; over it, the job fails with JOB_TIMEOUT.
+    #[arg(
+        long,
+        env = "MEDIAHOST_JOB_TIMEOUT_S",
+        default_value_t = 14400,
+        global = true
+    )]
+    pub job_timeout_s: u64,
+
+    /// MiB one upload (`PUT /v1/objects/...`) may carry; a larger one answers 413
+    /// UPLOAD_TOO_LARGE and stores nothing.
+    #[arg(
+        long,
+        env = "MEDIAHOST_MAX_UPLOAD_MIB",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub max_upload_mib: u64,
+
+    /// Seconds a stopping worker (SIGTERM or SIGINT) lets its running jobs finish; the jobs
+    /// still running then are handed back to the queue for another worker.
+    #[arg(
+        long,
+        env = "MEDIAHOST_SHUTDOWN_GRACE_S",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_grace_s: u64,
+
+    /// Webhook hosts or CIDRs allowed although they are (or resolve to) loopback, link-local,
+    /// unspecified or multicast addresses, comma-separated (e.g. `127.0.0.1/32,hooks.internal`).
+    #[arg(long, env = "MEDIAHOST_WEBHOOK_ALLOW", global = true)]
+    pub webhook_allow: Option<String>,
+
+    /// Bearer tokens accepted by the job API (jobs, uploads, dry runs), comma-separated. Off by
+    /// default: without it the job API is open to every client that reaches the listener.
+    #[arg(
+        long,
+        env = "MEDIAHOST_API_TOKENS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub api_tokens: Option<String>,
+
+    /// Job event streams (`GET /v1/jobs/{id}/events`) open at once in an API process.
+    #[arg(
+        long,
+        env = "MEDIAHOST_MAX_EVENT_STREAMS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_event_streams: usize,
+
+    /// Seconds a client has to send a request's headers, and then its body (uploads excepted:
+    /// they get this long between two chunks of the body).
+    #[arg(
+        long,
+        env = "MEDIAHOST_REQUEST_TIMEOUT_S",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_s: u64,
 }
 
 impl Options {

@@ -42,6 +42,14 @@ pub enum ErrorCode {
     AnalysisFailed,
     StorageFailed,
     QueueUnavailable,
+    OutputTooLarge,
+    UploadTooLarge,
+    WebhookUrlInvalid,
+    JobRecordInvalid,
+    JobTimeout,
+    FfmpegInterrupted,
+    HostOverloaded,
+    RequestTimeout,
     Internal,
 }
 
@@ -77,6 +85,14 @@ impl ErrorCode {
             Self::AnalysisFailed => "ANALYSIS_FAILED",
             Self::StorageFailed => "STORAGE_FAILED",
             Self::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            Self::OutputTooLarge => "OUTPUT_TOO_LARGE",
+            Self::UploadTooLarge => "UPLOAD_TOO_LARGE",
+            Self::WebhookUrlInvalid => "WEBHOOK_URL_INVALID",
+            Self::JobRecordInvalid => "JOB_RECORD_INVALID",
+            Self::JobTimeout => "JOB_TIMEOUT",
+            Self::FfmpegInterrupted => "FFMPEG_INTERRUPTED",
+            Self::HostOverloaded => "HOST_OVERLOADED",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::Internal => "INTERNAL",
         }
     }
@@ -89,7 +105,8 @@ impl ErrorCode {
             Self::SignatureInvalid => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PresetVersionExists | Self::JobNotCancellable => StatusCode::CONFLICT,
-            Self::PresetTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PresetTooLarge | Self::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PresetVersionNotFound
             | Self::VersionRequirementInvalid
             | Self::ParamsInvalid
@@ -102,13 +119,20 @@ impl ErrorCode {
             | Self::PresetInterfaceUnsupported
             | Self::PresetRefused
             | Self::IdempotencyKeyReused
+            | Self::WebhookUrlInvalid
+            | Self::OutputTooLarge
+            | Self::JobRecordInvalid
             | Self::PlanRejected => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::StorageFailed | Self::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageFailed | Self::QueueUnavailable | Self::HostOverloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::PresetFailed
             | Self::FfmpegFailed
             | Self::FfmpegTimeout
             | Self::WorkerLost
             | Self::AnalysisFailed
+            | Self::JobTimeout
+            | Self::FfmpegInterrupted
             | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,6 +170,14 @@ impl ErrorCode {
             Self::AnalysisFailed => "A measurement of the media failed",
             Self::StorageFailed => "Object storage failed",
             Self::QueueUnavailable => "The job queue is unavailable",
+            Self::OutputTooLarge => "The job wrote more than its disk budget allows",
+            Self::UploadTooLarge => "The upload is larger than this host accepts",
+            Self::WebhookUrlInvalid => "The webhook URL is not allowed",
+            Self::JobRecordInvalid => "The stored job record is not valid",
+            Self::JobTimeout => "The job ran past its time budget",
+            Self::FfmpegInterrupted => "ffmpeg was stopped by a signal the host did not send",
+            Self::HostOverloaded => "The host is out of capacity for this right now",
+            Self::RequestTimeout => "The request was not received in time",
             Self::Internal => "Internal error",
         }
     }
@@ -161,6 +193,8 @@ impl ErrorCode {
             Self::StorageFailed
                 | Self::QueueUnavailable
                 | Self::FfmpegTimeout
+                | Self::FfmpegInterrupted
+                | Self::HostOverloaded
                 | Self::WorkerLost
                 | Self::Internal
         )

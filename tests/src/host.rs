@@ -63,6 +63,15 @@ impl Host {
     /// Like [`Host::start`], loading presets from `presets_dir` instead of the built-in ones
     /// (the adversarial tests add hostile components next to copies of the built-in ones).
     pub fn start_with_presets(storage: StorageKind, presets_dir: &Path) -> Result<Host, String> {
+        Host::start_with_args(storage, presets_dir, &[])
+    }
+
+    /// Like [`Host::start_with_presets`], with extra `mediahost serve` flags (budgets, limits).
+    pub fn start_with_args(
+        storage: StorageKind,
+        presets_dir: &Path,
+        args: &[&str],
+    ) -> Result<Host, String> {
         let binary = mediahost_binary();
         let presets_dir = presets_dir.to_path_buf();
         let warnings = staleness_warnings(&binary, &presets_dir);
@@ -89,7 +98,8 @@ impl Host {
                 .arg("--data-dir")
                 .arg(&data_dir)
                 .arg("--presets-dir")
-                .arg(&presets_dir);
+                .arg(&presets_dir)
+                .args(args);
             // Only what the test sets may configure the host; the environment of whoever runs
             // the tests must not.
             for (key, _) in std::env::vars_os() {
