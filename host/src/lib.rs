@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plan;
 pub mod preset;
 pub mod queue;
+pub mod recheck;
 pub mod redis_server;
 pub mod secret;
 pub mod server;

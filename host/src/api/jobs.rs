@@ -296,6 +296,8 @@ pub(super) async fn check_input_exists(
         .storage
         .parse_uri(uri)
         .map_err(|e| e.with("input", name))?;
+    crate::recheck::input_key(&key)
+        .map_err(|why| ApiError::new(ErrorCode::InputUriInvalid, why).with("input", name))?;
     match state.storage.size(&key).await {
         Ok(_) => Ok(key),
         Err(StorageError::NotFound(_)) => Err(ApiError::new(
