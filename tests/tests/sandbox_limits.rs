@@ -408,6 +408,10 @@ async fn an_unauthenticated_publish_is_refused_before_its_body_is_read() {
     let status = answer.lines().next().unwrap_or("");
     row("publish 32 MiB without a token (64 KiB sent)", status, took);
     assert!(status.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.to_lowercase().contains("connection: close"),
+        "the connection, with its unread body, is not reused: {answer}"
+    );
     assert!(took < UNAUTHENTICATED_BOUND, "took {took:?}");
     assert_ordinary_job_completes(&s.host.client(), &s.tone).await;
 }

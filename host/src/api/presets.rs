@@ -10,6 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use semver::Version;
 use serde::Deserialize;
@@ -172,13 +173,17 @@ fn require_admin(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiErro
 pub struct Admin;
 
 impl FromRequestParts<SharedState> for Admin {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        require_admin(state, &parts.headers).map(|()| Admin)
+        // The unread body is left on the connection, so it cannot carry another request: say
+        // so, or a client would send its next request on a connection the server is closing.
+        require_admin(state, &parts.headers)
+            .map(|()| Admin)
+            .map_err(|e| ([(header::CONNECTION, "close")], e).into_response())
     }
 }
 
