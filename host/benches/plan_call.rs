@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mediahost::preset::registry;
-use mediahost::preset::runtime::{CompiledFrom, Runtime, SandboxLimits};
+use mediahost::preset::runtime::{CompiledFrom, Lane, Runtime, SandboxLimits};
 use mediahost::preset::wit;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -113,13 +113,13 @@ fn main() {
     };
 
     for _ in 0..200 {
-        let (answer, _) = runtime.plan(&preset.compiled, &request);
+        let (answer, _) = runtime.plan(Lane::Job, &preset.compiled, &request);
         answer.expect("no fault").expect("no refusal");
     }
     let mut calls = Vec::with_capacity(5000);
     for _ in 0..5000 {
         let started = Instant::now();
-        let (answer, _) = runtime.plan(&preset.compiled, &request);
+        let (answer, _) = runtime.plan(Lane::Job, &preset.compiled, &request);
         calls.push(started.elapsed());
         assert!(matches!(answer, Ok(Ok(_))));
     }

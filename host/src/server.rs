@@ -63,6 +63,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             max_instances: u32::try_from(opts.concurrency * 2)
                 .unwrap_or(u32::MAX)
                 .max(64),
+            dry_run_instances: u32::try_from(opts.dry_run_concurrency.max(1)).unwrap_or(u32::MAX),
             ..SandboxLimits::default()
         },
         Some(opts.data_dir.join("preset-cache")),
@@ -147,6 +148,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             jobs,
             queue,
             warnings,
+            dry_runs: tokio::sync::Semaphore::new(opts.dry_run_concurrency.max(1)),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

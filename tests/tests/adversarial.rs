@@ -35,6 +35,9 @@ const HOSTILE: &[&str] = &[
     "hostile-oversized-plan",
     "hostile-plan",
     "hostile-wasi",
+    "hostile-sleep",
+    "hostile-sleep-describe",
+    "hostile-impostor",
 ];
 
 /// A preset call is bounded at 100 ms, so a faulting preset is contained in well under this.

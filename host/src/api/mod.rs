@@ -44,6 +44,8 @@ pub struct AppState {
     pub queue: Queue,
     /// What the host found missing at start (e.g. a containment mechanism), shown in /healthz.
     pub warnings: Vec<String>,
+    /// Dry runs (probing their inputs and the preset call) running at once in this process.
+    pub dry_runs: tokio::sync::Semaphore,
 }
 
 pub type SharedState = Arc<AppState>;

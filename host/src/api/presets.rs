@@ -1,12 +1,16 @@
 //! The preset registry over HTTP: list and show versions, publish a component and yank a
-//! version (both behind the admin token), and dry-run a version's planning.
+//! version (both behind the admin token, checked before the body is read), and dry-run a
+//! version's planning (a few at a time, so they cannot crowd out jobs).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use semver::Version;
 use serde::Deserialize;
@@ -163,13 +167,32 @@ fn require_admin(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiErro
     Ok(())
 }
 
+/// A request that carries the admin token. It reads only the headers, so as an extractor before
+/// the body it refuses a request before a byte of its body is read: an unauthenticated client
+/// cannot make the host buffer a component-sized body.
+pub struct Admin;
+
+impl FromRequestParts<SharedState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        // The unread body is left on the connection, so it cannot carry another request: say
+        // so, or a client would send its next request on a connection the server is closing.
+        require_admin(state, &parts.headers)
+            .map(|()| Admin)
+            .map_err(|e| ([(header::CONNECTION, "close")], e).into_response())
+    }
+}
+
 /// `POST /v1/presets` with the component's bytes as the body.
 pub async fn publish(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&state, &headers)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -195,10 +218,9 @@ pub async fn publish(
 /// `DELETE /v1/presets/{name}/{version}`: yanks the version.
 pub async fn yank(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
     let version = parse_version(&name, &version)?;
     let listing = state.catalog.yank(&name, &version).await?;
     Ok(Json(version_json(&listing)))
@@ -230,6 +252,9 @@ fn first_round() -> u32 {
     1
 }
 
+/// How long a dry run waits for its turn before it is answered `503 HOST_OVERLOADED`.
+const DRY_RUN_WAIT: Duration = Duration::from_secs(10);
+
 /// `POST /v1/presets/{name}/{version}/plan`: one planning call, validated and rendered, not run.
 pub async fn dry_run(
     State(state): State<SharedState>,
@@ -238,6 +263,20 @@ pub async fn dry_run(
 ) -> Result<Json<Value>, ApiError> {
     let listing = listing(&state, &name, &version).await?;
     let req: DryRunRequest = parse_body(&body)?;
+    // One permit covers probing the inputs and the preset call: both are work an anonymous
+    // client can ask of this process.
+    let _turn = tokio::time::timeout(DRY_RUN_WAIT, state.dry_runs.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::HostOverloaded,
+                format!(
+                    "too many dry runs are running on this host; none finished within \
+                     {DRY_RUN_WAIT:?}: retry later"
+                ),
+            )
+        })?
+        .map_err(ApiError::internal)?;
     let preset = listing.preset;
     let resolved = params::resolve(&preset.descriptor.params, &req.params)?;
     check_input_names(&preset, req.inputs.keys())?;

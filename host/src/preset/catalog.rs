@@ -341,10 +341,10 @@ impl Catalog {
         let mut done = Reconciled::default();
         for (key, json) in index {
             let yanked_at = yanked.get(&key).cloned();
-            let record: PresetRecord = match serde_json::from_str(&json) {
+            let record = match parse_record(&json) {
                 Ok(r) => r,
-                Err(e) => {
-                    self.note_failure(&key, format!("unreadable index entry: {e}"));
+                Err(why) => {
+                    self.note_failure(&key, why);
                     done.failed += 1;
                     continue;
                 }
@@ -502,6 +502,21 @@ impl Catalog {
     }
 }
 
+/// An index entry as read back from Redis, which anyone with access to it could have written:
+/// bad JSON, a bad version or a version with build metadata (which this host never publishes,
+/// and which an exact pin would match) is refused with the reason, to be skipped with a warning.
+fn parse_record(json: &str) -> Result<PresetRecord, String> {
+    let record: PresetRecord =
+        serde_json::from_str(json).map_err(|e| format!("unreadable index entry: {e}"))?;
+    if !record.version.build.is_empty() {
+        return Err(format!(
+            "index entry {}@{} has build metadata, which this host never publishes",
+            record.name, record.version
+        ));
+    }
+    Ok(record)
+}
+
 /// The record a version is published with, now.
 fn record_of(preset: &Preset, size_bytes: usize, origin: Origin) -> PresetRecord {
     PresetRecord {
@@ -539,4 +554,41 @@ fn exists(preset: &Preset, existing: &str) -> ApiError {
     ApiError::new(ErrorCode::PresetVersionExists, detail)
         .with("preset", preset.name.as_str())
         .with("version", preset.version.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(version: &str) -> String {
+        serde_json::json!({
+            "name": "audio-convert",
+            "version": version,
+            "sha256": "00",
+            "size_bytes": 1,
+            "interface": "mediahost:preset@1.0.0",
+            "published_at": "2026-01-01T00:00:00Z",
+            "origin": "uploaded",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_well_formed_entry_is_read() {
+        let record = parse_record(&entry("1.2.3")).expect("a good entry");
+        assert_eq!(record.version, Version::new(1, 2, 3));
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_not_panicked_on() {
+        for (json, why) in [
+            ("{not json".to_owned(), "unreadable"),
+            (entry("one.two"), "unreadable"),
+            (entry("1.0.0+patched"), "build metadata"),
+            ("null".to_owned(), "unreadable"),
+        ] {
+            let err = parse_record(&json).expect_err(&json);
+            assert!(err.contains(why), "{json}: {err}");
+        }
+    }
 }

@@ -69,7 +69,13 @@ pub fn load(runtime: &Runtime, bytes: &[u8]) -> Result<(Arc<Preset>, CompiledFro
     let loaded = runtime.load(bytes, &sha256)?;
     let descriptor = runtime
         .describe(&loaded.compiled)
-        .map_err(|e| LoadError::invalid(format!("describe() failed: {e}")))?;
+        .map_err(|e| match e.code() {
+            ErrorCode::PresetFailed => LoadError::invalid(format!("describe() failed: {e}")),
+            code => LoadError {
+                code,
+                message: format!("describe() could not run: {e}"),
+            },
+        })?;
     let version = check_descriptor(&descriptor)?;
     let preset = Arc::new(Preset {
         name: descriptor.name.clone(),
@@ -228,6 +234,18 @@ fn check_descriptor(d: &wit::Descriptor) -> Result<Version, LoadError> {
         Ok(v) => v,
         Err(e) => return fail(format!("version '{}' is not semver: {e}", d.version)),
     };
+    if !version.build.is_empty() {
+        // Semver requirements ignore build metadata, so `=1.0.0` would match `1.0.0+patched`:
+        // such a version could pose as the one a job pins.
+        return fail(format!(
+            "version '{version}' has build metadata ('+{}'); build metadata does not make a \
+             version distinct, so it is not accepted: bump the version instead (e.g. {}.{}.{})",
+            version.build,
+            version.major,
+            version.minor,
+            version.patch + 1
+        ));
+    }
     if d.summary.len() > 1024 {
         return fail("summary is longer than 1024 bytes".into());
     }

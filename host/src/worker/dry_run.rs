@@ -15,7 +15,7 @@ use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::render;
 use crate::plan::validate::{self, MediaLookup};
 use crate::preset::registry::Preset;
-use crate::preset::runtime::Runtime;
+use crate::preset::runtime::{Lane, Runtime};
 use crate::preset::{params, wit};
 
 /// What the preset is asked: the same fields a job's planning round gets.
@@ -69,7 +69,7 @@ pub async fn plan(
     };
     let called = preset.clone();
     let (answer, logs) =
-        tokio::task::spawn_blocking(move || runtime.plan(&called.compiled, &request))
+        tokio::task::spawn_blocking(move || runtime.plan(Lane::DryRun, &called.compiled, &request))
             .await
             .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
     let (kind, steps, analyses, report) = match decision(answer, req.round)? {

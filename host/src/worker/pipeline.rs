@@ -19,7 +19,7 @@ use crate::plan::allowlist;
 use crate::plan::validate::{self, MediaLookup, ValidatedStep};
 use crate::preset::catalog::Catalog;
 use crate::preset::registry::Preset;
-use crate::preset::runtime::{PresetFault, Runtime};
+use crate::preset::runtime::{Lane, PresetFault, Runtime};
 use crate::preset::{params, wit};
 use crate::storage::{ObjectKey, Storage, StorageError};
 
@@ -358,10 +358,11 @@ impl Run<'_> {
     ) -> Result<wit::Decision, JobError> {
         let runtime = self.ctx.runtime.clone();
         let preset = preset.clone();
-        let (answer, logs) =
-            tokio::task::spawn_blocking(move || runtime.plan(&preset.compiled, &request))
-                .await
-                .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
+        let (answer, logs) = tokio::task::spawn_blocking(move || {
+            runtime.plan(Lane::Job, &preset.compiled, &request)
+        })
+        .await
+        .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
         for line in logs {
             self.log("preset", format!("[{}] {}", line.level, line.message))
                 .await;
@@ -669,7 +670,7 @@ pub(super) fn decision(
 ) -> Result<wit::Decision, JobError> {
     match answer {
         Err(fault) => Err(JobError::new(
-            ErrorCode::PresetFailed,
+            fault.code(),
             "plan",
             format!("round {round}: {fault}"),
         )),
