@@ -2,6 +2,13 @@
 //!
 //! A [`ValidatedStep`] can only be made here, and only a validated step can be rendered to argv.
 //! Every rejection names the step, the node or output, and the reason.
+//!
+//! Budgets live here too: every output gets a duration bound derived from the real length of
+//! what its step reads (media info from [`crate::media::probe`], which measures rather than
+//! trusts), a generator that would run forever is refused, and the rendered command line is
+//! capped in size.
+//!
+//! Not here: building the command line (that is [`crate::ffmpeg::render`]) or measuring media.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,14 +24,32 @@ pub const MAX_INPUTS: usize = 16;
 pub const MAX_ARGS: usize = 32;
 pub const MAX_TEXT: usize = 1024;
 const MAX_DURATION_S: f64 = 24.0 * 3600.0;
+/// The most bytes a step's rendered argv may hold in all, and in any one argument. Far below
+/// the kernel's limits (2 MiB in all, 128 KiB per argument), so a plan is refused with a
+/// reason instead of failing at `exec`.
+pub const MAX_ARGV_BYTES: usize = 128 << 10;
+pub const MAX_ARG_BYTES: usize = 64 << 10;
+/// What a host path may add to the argv; paths are the host's, counted at this length.
+const PATH_ALLOWANCE: usize = 256;
+/// Slack over an output's derived bound, for encoder padding and frame rounding.
+const BOUND_SLACK_S: f64 = 1.0;
 
 /// A step that passed validation; it can be rendered.
 #[derive(Debug, Clone)]
-pub struct ValidatedStep(wit::Step);
+pub struct ValidatedStep {
+    step: wit::Step,
+    /// Per output, in order: the duration ffmpeg is told not to exceed (`-t`).
+    bounds: Vec<f64>,
+}
 
 impl ValidatedStep {
     pub fn step(&self) -> &wit::Step {
-        &self.0
+        &self.step
+    }
+
+    /// The duration bound of the step's `i`th output, in seconds.
+    pub fn output_bound(&self, i: usize) -> f64 {
+        self.bounds[i]
     }
 }
 
@@ -67,10 +92,85 @@ pub fn validate_steps(
                     reason: "two steps have the same name".into(),
                 });
             }
-            validate_step(&step, media, &mut names)?;
-            Ok(ValidatedStep(step))
+            let bounds = validate_step(&step, media, &mut names)?;
+            let validated = ValidatedStep { step, bounds };
+            check_argv_size(&validated)?;
+            Ok(validated)
         })
         .collect()
+}
+
+/// Renders the step with placeholder paths and refuses it when its argv is over budget.
+fn check_argv_size(step: &ValidatedStep) -> Result<(), Rejection> {
+    let placeholder = std::path::PathBuf::from("p".repeat(PATH_ALLOWANCE));
+    let rendered = crate::ffmpeg::render::render(step, |_| placeholder.clone(), &placeholder);
+    let largest = rendered.argv.iter().map(|a| a.len()).max().unwrap_or(0);
+    let total: usize = rendered.argv.iter().map(|a| a.len() + 1).sum();
+    if total > MAX_ARGV_BYTES || largest > MAX_ARG_BYTES {
+        return Err(Rejection {
+            step: clip(&step.step.name),
+            where_: String::new(),
+            reason: format!(
+                "the ffmpeg command line would be {total} bytes (largest argument {largest}); at \
+                 most {MAX_ARGV_BYTES} in all and {MAX_ARG_BYTES} per argument: use fewer or \
+                 shorter filter arguments and metadata"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The real length a step input contributes: what the media measures, after seek and duration.
+fn input_length(input: &wit::StepInput, info: &wit::MediaInfo) -> f64 {
+    let full = info
+        .container
+        .duration_s
+        .or_else(|| {
+            info.streams
+                .iter()
+                .filter_map(|s| s.duration_s)
+                .reduce(f64::max)
+        })
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .unwrap_or(0.0);
+    let after_seek = (full - input.seek_s.unwrap_or(0.0)).max(0.0);
+    input.duration_s.map_or(after_seek, |d| d.min(after_seek))
+}
+
+/// Seconds a filter node may add to what it reads, or why it would never stop.
+fn node_extension(node: &wit::FilterNode) -> Result<f64, String> {
+    let arg = |name: &str| {
+        node.args
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| match &a.value {
+                wit::Value::Number(n) => Some(*n),
+                wit::Value::Integer(i) => Some(*i as f64),
+                _ => None,
+            })
+    };
+    match node.filter.as_str() {
+        "apad" => match (arg("pad_dur"), arg("whole_dur")) {
+            (None, None) => Err("apad without pad_dur or whole_dur pads forever; give it a \
+                                 length"
+                .into()),
+            (pad, whole) => Ok(pad.unwrap_or(0.0) + whole.unwrap_or(0.0)),
+        },
+        "adelay" => Ok(node
+            .args
+            .iter()
+            .find(|a| a.name == "delays")
+            .and_then(|a| match &a.value {
+                wit::Value::Text(t) => t
+                    .split('|')
+                    .filter_map(|d| d.parse::<f64>().ok())
+                    .reduce(f64::max),
+                _ => None,
+            })
+            .unwrap_or(0.0)
+            / 1000.0),
+        _ => Ok(0.0),
+    }
 }
 
 fn clip(s: &str) -> String {
@@ -103,11 +203,12 @@ fn safe_text(s: &str) -> bool {
     s.len() <= MAX_TEXT && !s.chars().any(char::is_control)
 }
 
+/// Checks one step; returns each output's duration bound.
 fn validate_step(
     step: &wit::Step,
     media: &dyn MediaLookup,
     names: &mut HashSet<String>,
-) -> Result<(), Rejection> {
+) -> Result<Vec<f64>, Rejection> {
     let reject = |where_: String, reason: String| Rejection {
         step: clip(&step.name),
         where_,
@@ -162,6 +263,12 @@ fn validate_step(
         }
         infos.push(info);
     }
+    let mut longest = step
+        .inputs
+        .iter()
+        .zip(&infos)
+        .map(|(input, info)| input_length(input, info))
+        .sum::<f64>();
 
     let stream_ok = |r: &wit::StreamRef| {
         infos
@@ -183,6 +290,7 @@ fn validate_step(
             return Err(reject(where_, format!("more than {MAX_ARGS} args")));
         }
         check_options(&node.args, args).map_err(|r| reject(where_.clone(), r))?;
+        longest += node_extension(node).map_err(|r| reject(where_.clone(), r))?;
         if node.inputs.len() > MAX_INPUTS || node.outputs.len() > MAX_OUTPUTS {
             return Err(reject(where_, "too many pads".into()));
         }
@@ -202,6 +310,10 @@ fn validate_step(
         }
     }
 
+    // Inputs summed plus everything filters may add: no allowed filter makes a stream longer
+    // than that, so this bounds an output the preset left open, and one it asked too much of.
+    let bound = (longest * 1.01 + BOUND_SLACK_S).min(MAX_DURATION_S);
+    let mut bounds = Vec::with_capacity(step.outputs.len());
     for output in &step.outputs {
         let where_ = format!(", output '{}'", clip(&output.name));
         if !is_name(&output.name) {
@@ -231,6 +343,7 @@ fn validate_step(
         {
             return Err(reject(where_, format!("duration {d} s is out of range")));
         }
+        bounds.push(output.duration_s.map_or(bound, |d| d.min(bound)));
         if output.streams.is_empty() || output.streams.len() > MAX_STREAMS {
             return Err(reject(
                 where_,
@@ -253,7 +366,7 @@ fn validate_step(
             format!("label '{label}' is produced but never used"),
         ));
     }
-    Ok(())
+    Ok(bounds)
 }
 
 fn describe_ref(r: &wit::MediaRef) -> String {
