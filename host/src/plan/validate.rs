@@ -106,18 +106,24 @@ fn check_argv_size(step: &ValidatedStep) -> Result<(), Rejection> {
     let rendered = crate::ffmpeg::render::render(step, |_| placeholder.clone(), &placeholder);
     let largest = rendered.argv.iter().map(|a| a.len()).max().unwrap_or(0);
     let total: usize = rendered.argv.iter().map(|a| a.len() + 1).sum();
-    if total > MAX_ARGV_BYTES || largest > MAX_ARG_BYTES {
-        return Err(Rejection {
-            step: clip(&step.step.name),
-            where_: String::new(),
-            reason: format!(
-                "the ffmpeg command line would be {total} bytes (largest argument {largest}); at \
-                 most {MAX_ARGV_BYTES} in all and {MAX_ARG_BYTES} per argument: use fewer or \
-                 shorter filter arguments and metadata"
-            ),
-        });
-    }
-    Ok(())
+    let reason = if largest > MAX_ARG_BYTES {
+        format!(
+            "one argument of the ffmpeg command line would be {largest} bytes; at most \
+             {MAX_ARG_BYTES} per argument: use fewer or shorter filter arguments"
+        )
+    } else if total > MAX_ARGV_BYTES {
+        format!(
+            "the ffmpeg command line would be {total} bytes; at most {MAX_ARGV_BYTES} in all: \
+             use fewer or shorter filter arguments and metadata"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Rejection {
+        step: clip(&step.step.name),
+        where_: String::new(),
+        reason,
+    })
 }
 
 /// The real length a step input contributes: what the media measures, after seek and duration.
@@ -529,5 +535,240 @@ fn show(v: &wit::Value) -> String {
         wit::Value::Number(n) => n.to_string(),
         wit::Value::Boolean(b) => b.to_string(),
         wit::Value::Text(t) => format!("'{}'", clip(t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// One job input, "a": a mono audio stream of `seconds` (as measured by probe).
+    struct OneInput(wit::MediaInfo);
+
+    impl MediaLookup for OneInput {
+        fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo> {
+            matches!(source, wit::MediaRef::Input(n) if n == "a").then_some(&self.0)
+        }
+    }
+
+    fn media(seconds: f64) -> OneInput {
+        OneInput(crate::media::probe::from_json(&json!({
+            "format": {"format_name": "wav", "duration": seconds.to_string(), "size": "1000"},
+            "streams": [{"index": 0, "codec_type": "audio", "codec_name": "pcm_s16le",
+                         "sample_rate": "48000", "channels": 1}]
+        })))
+    }
+
+    fn opt(name: &str, value: wit::Value) -> wit::OptionValue {
+        wit::OptionValue {
+            name: name.into(),
+            value,
+        }
+    }
+
+    fn node(filter: &str, args: Vec<wit::OptionValue>) -> wit::FilterNode {
+        wit::FilterNode {
+            filter: filter.into(),
+            args,
+            inputs: vec![wit::Pad::Stream(wit::StreamRef {
+                input: 0,
+                stream: 0,
+            })],
+            outputs: vec!["out".into()],
+        }
+    }
+
+    /// A step reading input "a" through `graph` (ending in label "out", or none) into one WAV.
+    fn step(graph: Vec<wit::FilterNode>, duration_s: Option<f64>) -> wit::Step {
+        let source = if graph.is_empty() {
+            wit::Pad::Stream(wit::StreamRef {
+                input: 0,
+                stream: 0,
+            })
+        } else {
+            wit::Pad::Link("out".into())
+        };
+        wit::Step {
+            name: "s".into(),
+            inputs: vec![wit::StepInput {
+                source: wit::MediaRef::Input("a".into()),
+                seek_s: None,
+                duration_s: None,
+            }],
+            graph,
+            outputs: vec![wit::Output {
+                name: "o".into(),
+                container: "wav".into(),
+                streams: vec![wit::OutputStream {
+                    source,
+                    codec: wit::Codec::Encode(wit::Encoder {
+                        codec: "pcm_s16le".into(),
+                        bit_rate: None,
+                        sample_rate: None,
+                        channels: None,
+                        sample_format: None,
+                        pixel_format: None,
+                        frame_rate: None,
+                        options: vec![],
+                    }),
+                    metadata: vec![],
+                }],
+                metadata: vec![],
+                muxer_options: vec![],
+                duration_s,
+            }],
+        }
+    }
+
+    fn validate(step: wit::Step, seconds: f64) -> Result<ValidatedStep, Rejection> {
+        validate_steps(vec![step], &media(seconds), &HashSet::new()).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn an_allowlisted_filter_with_typed_args_passes() {
+        let s = step(
+            vec![node(
+                "volume",
+                vec![opt("volume", wit::Value::Text("-3dB".into()))],
+            )],
+            None,
+        );
+        assert!(validate(s, 1.0).is_ok());
+    }
+
+    #[test]
+    fn filters_options_and_values_off_the_allowlist_are_refused() {
+        for (filter, args, why) in [
+            ("amovie", vec![], "is not allowed"),
+            (
+                "volume",
+                vec![opt("eval", wit::Value::Text("frame".into()))],
+                "option 'eval' is not allowed",
+            ),
+            (
+                "volume",
+                vec![opt("volume", wit::Value::Text("1e9dB".into()))],
+                "is not allowed (expected Gain)",
+            ),
+            (
+                "aresample",
+                vec![opt("sample_rate", wit::Value::Integer(10_000_000))],
+                "is not allowed",
+            ),
+        ] {
+            let err = validate(step(vec![node(filter, args)], None), 1.0).unwrap_err();
+            assert!(err.reason.contains(why), "{filter}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn an_output_without_a_duration_is_bounded_by_its_input() {
+        let v = validate(step(vec![], None), 2.0).unwrap();
+        let bound = v.output_bound(0);
+        assert!((2.0..=3.1).contains(&bound), "bound {bound}");
+    }
+
+    #[test]
+    fn an_explicit_duration_is_kept_but_never_beyond_the_bound() {
+        let v = validate(step(vec![], Some(0.5)), 2.0).unwrap();
+        assert_eq!(v.output_bound(0), 0.5);
+        let v = validate(step(vec![], Some(3600.0)), 2.0).unwrap();
+        assert!(v.output_bound(0) < 4.0, "bound {}", v.output_bound(0));
+    }
+
+    #[test]
+    fn a_claimless_input_still_gets_a_bound() {
+        let mut m = media(1.0);
+        m.0.container.duration_s = None;
+        let v = validate_steps(vec![step(vec![], None)], &m, &HashSet::new()).unwrap();
+        assert!(v[0].output_bound(0) <= BOUND_SLACK_S);
+    }
+
+    #[test]
+    fn apad_without_a_length_is_refused() {
+        let err = validate(step(vec![node("apad", vec![])], None), 1.0).unwrap_err();
+        assert!(err.reason.contains("pads forever"), "{}", err.reason);
+        assert!(err.where_.contains("apad"), "{}", err.where_);
+    }
+
+    #[test]
+    fn apad_and_adelay_with_lengths_extend_the_bound_by_what_they_add() {
+        let padded = node("apad", vec![opt("pad_dur", wit::Value::Number(10.0))]);
+        let v = validate(step(vec![padded], None), 1.0).unwrap();
+        assert!((11.0..=12.2).contains(&v.output_bound(0)));
+        let delayed = node(
+            "adelay",
+            vec![opt("delays", wit::Value::Text("5000|250".into()))],
+        );
+        let v = validate(step(vec![delayed], None), 1.0).unwrap();
+        assert!((6.0..=7.1).contains(&v.output_bound(0)));
+    }
+
+    #[test]
+    fn bounds_never_exceed_the_maximum_duration() {
+        let padded = node("apad", vec![opt("whole_dur", wit::Value::Number(86_400.0))]);
+        let v = validate(step(vec![padded], None), 86_000.0).unwrap();
+        assert_eq!(v.output_bound(0), MAX_DURATION_S);
+    }
+
+    #[test]
+    fn a_seek_and_an_input_duration_shorten_the_bound() {
+        let mut s = step(vec![], None);
+        s.inputs[0].seek_s = Some(50.0);
+        let v = validate(s.clone(), 60.0).unwrap();
+        assert!(v.output_bound(0) < 12.0);
+        s.inputs[0].duration_s = Some(2.0);
+        let v = validate(s, 60.0).unwrap();
+        assert!(v.output_bound(0) < 4.0);
+    }
+
+    #[test]
+    fn a_command_line_over_budget_is_refused() {
+        let mut s = step(vec![], None);
+        let tags: Vec<wit::Tag> = (0..MAX_ARGS)
+            .map(|i| wit::Tag {
+                key: format!("k{i}"),
+                value: "x".repeat(MAX_TEXT),
+            })
+            .collect();
+        s.outputs[0].streams[0].metadata = tags.clone();
+        s.outputs[0].metadata = tags.clone();
+        assert!(validate(s.clone(), 1.0).is_ok(), "64 KiB of tags fit");
+        let stream = s.outputs[0].streams[0].clone();
+        s.outputs[0].streams = vec![stream; 4];
+        let err = validate(s, 1.0).unwrap_err();
+        assert!(err.reason.contains("in all"), "{}", err.reason);
+    }
+
+    #[test]
+    fn one_argument_over_budget_is_refused() {
+        let chain: Vec<wit::FilterNode> = (0..MAX_NODES)
+            .map(|n| wit::FilterNode {
+                filter: "aformat".into(),
+                args: vec![
+                    opt(
+                        "sample_rates",
+                        wit::Value::Text(vec!["48000"; 170].join("|")),
+                    ),
+                    opt("sample_fmts", wit::Value::Text(vec!["fltp"; 200].join("|"))),
+                ],
+                inputs: vec![if n == 0 {
+                    wit::Pad::Stream(wit::StreamRef {
+                        input: 0,
+                        stream: 0,
+                    })
+                } else {
+                    wit::Pad::Link(format!("l{}", n - 1))
+                }],
+                outputs: vec![if n + 1 == MAX_NODES {
+                    "out".into()
+                } else {
+                    format!("l{n}")
+                }],
+            })
+            .collect();
+        let err = validate(step(chain, None), 1.0).unwrap_err();
+        assert!(err.reason.contains("per argument"), "{}", err.reason);
     }
 }
