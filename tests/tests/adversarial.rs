@@ -35,6 +35,7 @@ const HOSTILE: &[&str] = &[
     "hostile-oversized-plan",
     "hostile-plan",
     "hostile-wasi",
+    "hostile-pad",
 ];
 
 /// A preset call is bounded at 100 ms, so a faulting preset is contained in well under this.
