@@ -291,14 +291,14 @@ async fn a_local_upload_of_another_size_than_declared_is_refused() {
 
     let started = Instant::now();
     let resp = put(&client, &url, vec![1u8; 2000]).await;
-    expect_problem(resp, 400, "UPLOAD_INVALID").await;
+    expect_problem(resp, 422, "UPLOAD_INVALID").await;
     row(
         "upload: 2000 bytes to a URL signed for 1000",
         "UPLOAD_INVALID",
         started.elapsed(),
     );
     let resp = put(&client, &url, vec![1u8; 500]).await;
-    expect_problem(resp, 400, "UPLOAD_INVALID").await;
+    expect_problem(resp, 422, "UPLOAD_INVALID").await;
     // The size is signed: raising it in the URL breaks the signature.
     let forged = url.replace("size=1000", "size=2000");
     let resp = put(&client, &forged, vec![1u8; 2000]).await;
