@@ -31,6 +31,8 @@ pub const MAX_ARGV_BYTES: usize = 128 << 10;
 pub const MAX_ARG_BYTES: usize = 64 << 10;
 /// What a host path may add to the argv; paths are the host's, counted at this length.
 const PATH_ALLOWANCE: usize = 256;
+/// The shortest apad length that ffmpeg does not read as "forever".
+const MIN_PAD_S: f64 = 0.001;
 /// Slack over an output's derived bound, for encoder padding and frame rounding.
 const BOUND_SLACK_S: f64 = 1.0;
 
@@ -155,11 +157,14 @@ fn node_extension(node: &wit::FilterNode) -> Result<f64, String> {
                 _ => None,
             })
     };
+    // ffmpeg reads an apad length that rounds to 0 µs as "no length": padding forever.
+    let length = |name: &str| arg(name).filter(|v| *v >= MIN_PAD_S);
     match node.filter.as_str() {
-        "apad" => match (arg("pad_dur"), arg("whole_dur")) {
-            (None, None) => Err("apad without pad_dur or whole_dur pads forever; give it a \
-                                 length"
-                .into()),
+        "apad" => match (length("pad_dur"), length("whole_dur")) {
+            (None, None) => Err(format!(
+                "apad without a pad_dur or whole_dur of at least {MIN_PAD_S} s pads forever; \
+                 give it a length"
+            )),
             (pad, whole) => Ok(pad.unwrap_or(0.0) + whole.unwrap_or(0.0)),
         },
         "adelay" => Ok(node
@@ -690,6 +695,15 @@ mod tests {
         let err = validate(step(vec![node("apad", vec![])], None), 1.0).unwrap_err();
         assert!(err.reason.contains("pads forever"), "{}", err.reason);
         assert!(err.where_.contains("apad"), "{}", err.where_);
+        for zero in [
+            wit::Value::Number(0.0),
+            wit::Value::Integer(0),
+            wit::Value::Number(1e-7),
+        ] {
+            let padded = node("apad", vec![opt("whole_dur", zero)]);
+            let err = validate(step(vec![padded], None), 1.0).unwrap_err();
+            assert!(err.reason.contains("pads forever"), "{}", err.reason);
+        }
     }
 
     #[test]
