@@ -53,7 +53,7 @@ fn suite() -> &'static Suite {
             &["--max-upload-mib", &CAP_MIB.to_string()],
         )?;
         eprintln!(
-            "[budgets] | {:<46} | {:<18} | {:>8} |",
+            "[budgets] | {:<50} | {:<18} | {:>8} |",
             "attack", "outcome", "time"
         );
         Ok(Suite {
@@ -118,7 +118,7 @@ fn media_path(name: &str) -> PathBuf {
 
 fn row(attack: &str, outcome: &str, elapsed: Duration) {
     eprintln!(
-        "[budgets] | {attack:<46} | {outcome:<18} | {:>7.2}s |",
+        "[budgets] | {attack:<50} | {outcome:<18} | {:>7.2}s |",
         elapsed.as_secs_f64()
     );
 }
