@@ -138,6 +138,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             tools,
             scratch_root,
             max_attempts: opts.max_attempts.max(1),
+            max_upload_bytes: opts.max_upload_mib.saturating_mul(1 << 20),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
             outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix),
             admin_token: crate::secret::admin_token(

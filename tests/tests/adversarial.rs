@@ -38,6 +38,7 @@ const HOSTILE: &[&str] = &[
     "hostile-sleep",
     "hostile-sleep-describe",
     "hostile-impostor",
+    "hostile-pad",
 ];
 
 /// A preset call is bounded at 100 ms, so a faulting preset is contained in well under this.

@@ -37,6 +37,8 @@ pub struct AppState {
     pub admin_token: String,
     /// Attempts a job gets before a retryable failure makes it DEAD.
     pub max_attempts: u32,
+    /// The most bytes one upload may carry (`--max-upload-mib`).
+    pub max_upload_bytes: u64,
     pub metrics: Metrics,
     pub outbox: crate::webhook::Outbox,
     pub storage: Arc<Storage>,

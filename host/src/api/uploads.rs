@@ -1,4 +1,9 @@
 //! `POST /v1/uploads`: a fresh object key and a signed URL to PUT the bytes to.
+//!
+//! A client may declare the upload's `size_bytes`; the URL then accepts exactly that size, signed
+//! in (for S3 as the signed `Content-Length`), and a size over the upload cap is refused here.
+//!
+//! Not here: receiving the bytes (the store's, or [`super::objects`] for local storage).
 
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +25,7 @@ const UPLOAD_TTL: Duration = Duration::from_secs(3600);
 #[serde(deny_unknown_fields)]
 struct NewUpload {
     filename: Option<String>,
+    size_bytes: Option<u64>,
 }
 
 /// Keeps the safe characters of a client's file name, so it can be part of a key.
@@ -52,21 +58,36 @@ pub async fn create(
     let filename = clean_filename(req.filename.as_deref().unwrap_or("upload"));
     let key = ObjectKey::parse(&format!("uploads/{}/{filename}", uuid::Uuid::new_v4()))
         .ok_or_else(|| ApiError::new(ErrorCode::UploadInvalid, "the file name is not usable"))?;
+    if let Some(size) = req.size_bytes
+        && size > state.max_upload_bytes
+    {
+        return Err(ApiError::new(
+            ErrorCode::UploadTooLarge,
+            format!(
+                "size_bytes {size} is over this host's upload cap of {} bytes \
+                 (--max-upload-mib); split or compress the file",
+                state.max_upload_bytes
+            ),
+        ));
+    }
     let url = state
         .storage
-        .presign_put(&key, UPLOAD_TTL)
+        .presign_put(&key, UPLOAD_TTL, req.size_bytes)
         .await
         .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))?;
     let expires = humantime::format_rfc3339_seconds(SystemTime::now() + UPLOAD_TTL).to_string();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "uri": state.storage.uri(&key),
-            "upload_url": url,
-            "method": "PUT",
-            "expires_at": expires,
-        })),
-    ))
+    let mut grant = json!({
+        "uri": state.storage.uri(&key),
+        "upload_url": url,
+        "method": "PUT",
+        "expires_at": expires,
+        "max_bytes": req.size_bytes.unwrap_or(state.max_upload_bytes),
+    });
+    if let Some(size) = req.size_bytes {
+        grant["size_bytes"] = size.into();
+        grant["headers"] = json!({"content-length": size.to_string()});
+    }
+    Ok((StatusCode::CREATED, Json(grant)))
 }
 
 #[cfg(test)]

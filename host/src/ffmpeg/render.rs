@@ -31,6 +31,7 @@ pub fn render(
     input_path: impl Fn(&wit::MediaRef) -> PathBuf,
     out_dir: &Path,
 ) -> Rendered {
+    let validated = step;
     let step = step.step();
     let mut argv: Vec<OsString> = [
         "-hide_banner",
@@ -66,7 +67,7 @@ pub fn render(
     }
 
     let mut outputs = Vec::new();
-    for output in &step.outputs {
+    for (o, output) in step.outputs.iter().enumerate() {
         let container = allowlist::container(&output.container).expect("validated container");
         for (i, stream) in output.streams.iter().enumerate() {
             push(&mut argv, "-map", map_source(&stream.source));
@@ -88,9 +89,8 @@ pub fn render(
         for opt in &output.muxer_options {
             push(&mut argv, &format!("-{}", opt.name), plain(&opt.value));
         }
-        if let Some(d) = output.duration_s {
-            push(&mut argv, "-t", number(d));
-        }
+        // Every output is bounded, whether or not the preset gave a duration.
+        push(&mut argv, "-t", number(validated.output_bound(o)));
         push(&mut argv, "-f", container.muxer.into());
         let path = out_dir.join(format!("{}.{}", output.name, container.extension));
         argv.push(path.clone().into_os_string());

@@ -1,4 +1,12 @@
-//! ffprobe's JSON turned into the typed media info presets receive.
+//! ffprobe's JSON turned into the typed media info presets receive, with the media's real length.
+//!
+//! A container's duration is the file's own claim: an MKV can claim 40,000,000 s. Time limits
+//! and output bounds are derived from the duration found here, so it is measured with a
+//! demux-only pass (no decoding) bounded by the file's size, and replaces a larger claim. Tags
+//! are the file's own text too: they are cut to a bounded number and length, so a 1 MiB tag
+//! cannot swell a job record or a preset request.
+//!
+//! Not here: decoding measurements such as loudness (that is [`super::analysis`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +21,19 @@ use crate::preset::wit;
 #[error("{0}")]
 pub struct ProbeError(pub String);
 
-/// Runs ffprobe on a local file (restricted to local files and allowlisted demuxers).
+/// The most tags kept per container or stream, and the most bytes kept of a key or a value.
+pub const MAX_TAGS: usize = 64;
+pub const MAX_TAG_KEY_BYTES: usize = 128;
+pub const MAX_TAG_VALUE_BYTES: usize = 1024;
+/// A container tag the host adds when it replaced the duration the file claimed with the one it
+/// measured; its value is the claim, in seconds.
+pub const CLAIMED_DURATION_TAG: &str = "mediahost_claimed_duration_s";
+/// How far a claim may exceed the measured length before the measurement replaces it: the last
+/// packet's own duration, and containers that round.
+const CLAIM_TOLERANCE_S: f64 = 1.0;
+
+/// Runs ffprobe on a local file (restricted to local files and allowlisted demuxers), then
+/// measures its real length.
 pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeError> {
     let mut args: Vec<std::ffi::OsString> = ["-v", "error", "-hide_banner"]
         .iter()
@@ -45,11 +65,94 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeEr
     }
     let json: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| ProbeError(format!("ffprobe gave unreadable JSON: {e}")))?;
-    let info = from_json(&json);
+    let mut info = from_json(&json);
     if info.streams.is_empty() {
         return Err(ProbeError("ffprobe found no streams in the file".into()));
     }
+    let timed = info
+        .streams
+        .iter()
+        .any(|s| matches!(s.kind, wit::StreamKind::Audio | wit::StreamKind::Video));
+    if timed {
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let measured = measure(tools, file, size).await?;
+        apply_measured(&mut info, measured);
+    }
     Ok(info)
+}
+
+/// The wall-clock limit of the measuring pass: demuxing reads at disk speed, so a generous rate
+/// over the file's size (never its claimed duration).
+fn measure_limit(size_bytes: u64) -> Duration {
+    Duration::from_secs(10 + size_bytes / (16 << 20))
+}
+
+/// The real length in seconds: how far a demux-only copy of the audio and video to nowhere gets.
+async fn measure(tools: &Tools, file: &Path, size_bytes: u64) -> Result<f64, ProbeError> {
+    let mut args: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-nostats", "-v", "error"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.extend(ffmpeg::input_guard_args());
+    args.push("-i".into());
+    args.push(file.as_os_str().to_owned());
+    args.extend(
+        [
+            "-map",
+            "0:v?",
+            "-map",
+            "0:a?",
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ]
+        .iter()
+        .map(Into::into),
+    );
+    let limit = measure_limit(size_bytes);
+    let out = ffmpeg::capture(&tools.ffmpeg, &args, limit, tools, file.parent())
+        .await
+        .map_err(|e| ProbeError(format!("measuring the real length: {e}")))?;
+    let measured = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("out_time_us="))
+        .filter_map(|us| us.trim().parse::<i64>().ok())
+        .next_back();
+    match measured {
+        Some(us) if out.success => Ok(us.max(0) as f64 / 1e6),
+        _ => {
+            let reason = last_line(&out.stderr).replace(&file.display().to_string(), "input");
+            Err(ProbeError(format!(
+                "ffmpeg could not read the file through to measure its length: {reason}"
+            )))
+        }
+    }
+}
+
+/// Puts the measured length where the claim was when the claim is missing or larger, and says so
+/// in a container tag.
+pub fn apply_measured(info: &mut wit::MediaInfo, measured_s: f64) {
+    let lies = |claim: Option<f64>| {
+        claim.is_none_or(|c| !c.is_finite() || c > measured_s * 1.01 + CLAIM_TOLERANCE_S)
+    };
+    if lies(info.container.duration_s) {
+        if let Some(claim) = info.container.duration_s {
+            info.container.tags.push(wit::Tag {
+                key: CLAIMED_DURATION_TAG.into(),
+                value: claim.to_string(),
+            });
+        }
+        info.container.duration_s = Some(measured_s);
+    }
+    for stream in &mut info.streams {
+        if stream.duration_s.is_some() && lies(stream.duration_s) {
+            stream.duration_s = Some(measured_s);
+        }
+    }
 }
 
 fn last_line(bytes: &[u8]) -> String {
@@ -85,16 +188,29 @@ fn rational(v: &Value) -> Option<wit::Rational> {
     (r.num > 0 && r.den > 0).then_some(r)
 }
 
+/// The first `max` bytes of `s`, cut at a character boundary, with `…` when something was cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 fn tags(v: &Value) -> Vec<wit::Tag> {
     v.as_object()
         .map(|m| {
             m.iter()
                 .filter_map(|(k, v)| {
                     Some(wit::Tag {
-                        key: k.clone(),
-                        value: v.as_str()?.to_owned(),
+                        key: cut(k, MAX_TAG_KEY_BYTES),
+                        value: cut(v.as_str()?, MAX_TAG_VALUE_BYTES),
                     })
                 })
+                .take(MAX_TAGS)
                 .collect()
         })
         .unwrap_or_default()
@@ -172,7 +288,9 @@ fn stream(s: &Value) -> wit::StreamInfo {
         profile: text(&s["profile"]),
         bit_rate: num(&s["bit_rate"]),
         duration_s: num(&s["duration"]),
-        language: text(&s["tags"]["language"]).filter(|l| l != "und"),
+        language: text(&s["tags"]["language"])
+            .filter(|l| l != "und")
+            .map(|l| cut(&l, MAX_TAG_KEY_BYTES)),
         disposition: wit::Disposition {
             default: flag(d, "default"),
             forced: flag(d, "forced"),
@@ -235,5 +353,72 @@ mod tests {
         };
         assert_eq!((a.sample_rate, a.channels), (48000, 2));
         assert_eq!(info.streams[1].language.as_deref(), Some("eng"));
+    }
+
+    #[test]
+    fn long_and_many_tags_are_cut() {
+        let many: serde_json::Map<String, Value> = (0..1000)
+            .map(|i| (format!("k{i:04}"), json!("v")))
+            .collect();
+        let json = json!({
+            "format": {"format_name": "matroska", "tags": {"comment": "é".repeat(1 << 20),
+                        "k".repeat(4096): "x"}},
+            "streams": [{"index": 0, "codec_type": "audio", "tags": many,
+                         "codec_name": "flac"}]
+        });
+        let info = from_json(&json);
+        let comment = info
+            .container
+            .tags
+            .iter()
+            .find(|t| t.key == "comment")
+            .unwrap();
+        assert!(comment.value.len() <= MAX_TAG_VALUE_BYTES + '…'.len_utf8());
+        assert!(comment.value.ends_with('…'));
+        assert!(
+            info.container
+                .tags
+                .iter()
+                .all(|t| t.key.len() <= MAX_TAG_KEY_BYTES + 3)
+        );
+        assert_eq!(info.streams[0].tags.len(), MAX_TAGS);
+    }
+
+    #[test]
+    fn a_claim_beyond_the_measured_length_is_replaced_and_noted() {
+        let json = json!({
+            "format": {"format_name": "matroska", "duration": "40000000.0"},
+            "streams": [{"index": 0, "codec_type": "audio", "duration": "40000000.0"}]
+        });
+        let mut info = from_json(&json);
+        apply_measured(&mut info, 1.0);
+        assert_eq!(info.container.duration_s, Some(1.0));
+        assert_eq!(info.streams[0].duration_s, Some(1.0));
+        let noted = info
+            .container
+            .tags
+            .iter()
+            .find(|t| t.key == CLAIMED_DURATION_TAG);
+        assert_eq!(noted.map(|t| t.value.as_str()), Some("40000000"));
+    }
+
+    #[test]
+    fn an_honest_claim_is_kept_and_a_missing_one_filled() {
+        let mut info = from_json(&json!({
+            "format": {"format_name": "wav", "duration": "2.0"},
+            "streams": [{"index": 0, "codec_type": "audio"}]
+        }));
+        apply_measured(&mut info, 1.98);
+        assert_eq!(info.container.duration_s, Some(2.0));
+        assert!(info.container.tags.is_empty());
+        info.container.duration_s = None;
+        apply_measured(&mut info, 1.98);
+        assert_eq!(info.container.duration_s, Some(1.98));
+    }
+
+    #[test]
+    fn the_measuring_pass_is_bounded_by_size_not_claims() {
+        assert_eq!(measure_limit(0), Duration::from_secs(10));
+        assert_eq!(measure_limit(1 << 30), Duration::from_secs(74));
     }
 }

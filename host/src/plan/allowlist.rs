@@ -386,3 +386,75 @@ pub fn content_type(container: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_that_reach_files_devices_or_the_network_are_absent() {
+        for name in [
+            "movie",
+            "amovie",
+            "sendcmd",
+            "asendcmd",
+            "zmq",
+            "azmq",
+            "lv2",
+            "ladspa",
+            "frei0r",
+            "subtitles",
+            "ass",
+            "drawtext",
+            "aloop",
+            "loop",
+            "anullsrc",
+            "sine",
+            "tpad",
+        ] {
+            assert!(filter_args(name).is_none(), "{name} is allowed");
+        }
+    }
+
+    #[test]
+    fn apad_takes_only_lengths() {
+        let args = filter_args("apad").unwrap();
+        let names: Vec<&str> = args.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["pad_dur", "whole_dur"]);
+    }
+
+    #[test]
+    fn lists_hold_only_known_items() {
+        assert!(list_ok(ListOf::SampleRates, "44100|48000"));
+        assert!(!list_ok(ListOf::SampleRates, "44100|1"));
+        assert!(list_ok(ListOf::Layouts, "stereo|FL"));
+        assert!(!list_ok(ListOf::Layouts, "stereo|file.txt"));
+        assert!(list_ok(ListOf::SampleFormats, "s16|fltp"));
+        assert!(!list_ok(ListOf::PixelFormats, "yuv420p|"));
+    }
+
+    #[test]
+    fn pan_specs_are_layout_then_terms() {
+        assert!(pan_ok("stereo|c0=0.5*c0+0.5*c1|c1=c0"));
+        assert!(pan_ok("2c|c0<c0|c1=c1"));
+        assert!(!pan_ok("stereo"), "no terms");
+        assert!(!pan_ok("17c|c0=c0"), "too many channels");
+        assert!(!pan_ok("stereo|c0=c0:x"), "':' would end the option");
+        assert!(!pan_ok("stereo|c0=c0;movie"), "';' would end the filter");
+    }
+
+    #[test]
+    fn encoders_and_containers_are_listed_with_their_options() {
+        assert!(encoder_options("flac").unwrap()[0].0 == "compression_level");
+        assert!(encoder_options("pcm_s16le").unwrap().is_empty());
+        assert!(encoder_options("libx264rgb").is_none());
+        assert!(encoder_options("h264_vaapi").is_none());
+        let mkv = container("mkv").unwrap();
+        assert_eq!((mkv.muxer, mkv.extension), ("matroska", "mkv"));
+        for name in ["hls", "image2", "tee", "segment", "null", "rtp"] {
+            assert!(container(name).is_none(), "{name} is allowed");
+        }
+        assert_eq!(content_type("m4a"), "audio/mp4");
+        assert_eq!(content_type("exe"), "application/octet-stream");
+    }
+}

@@ -2,6 +2,13 @@
 //!
 //! A [`ValidatedStep`] can only be made here, and only a validated step can be rendered to argv.
 //! Every rejection names the step, the node or output, and the reason.
+//!
+//! Budgets live here too: every output gets a duration bound derived from the real length of
+//! what its step reads (media info from [`crate::media::probe`], which measures rather than
+//! trusts), a generator that would run forever is refused, and the rendered command line is
+//! capped in size.
+//!
+//! Not here: building the command line (that is [`crate::ffmpeg::render`]) or measuring media.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,14 +24,34 @@ pub const MAX_INPUTS: usize = 16;
 pub const MAX_ARGS: usize = 32;
 pub const MAX_TEXT: usize = 1024;
 const MAX_DURATION_S: f64 = 24.0 * 3600.0;
+/// The most bytes a step's rendered argv may hold in all, and in any one argument. Far below
+/// the kernel's limits (2 MiB in all, 128 KiB per argument), so a plan is refused with a
+/// reason instead of failing at `exec`.
+pub const MAX_ARGV_BYTES: usize = 128 << 10;
+pub const MAX_ARG_BYTES: usize = 64 << 10;
+/// What a host path may add to the argv; paths are the host's, counted at this length.
+const PATH_ALLOWANCE: usize = 256;
+/// The shortest apad length that ffmpeg does not read as "forever".
+const MIN_PAD_S: f64 = 0.001;
+/// Slack over an output's derived bound, for encoder padding and frame rounding.
+const BOUND_SLACK_S: f64 = 1.0;
 
 /// A step that passed validation; it can be rendered.
 #[derive(Debug, Clone)]
-pub struct ValidatedStep(wit::Step);
+pub struct ValidatedStep {
+    step: wit::Step,
+    /// Per output, in order: the duration ffmpeg is told not to exceed (`-t`).
+    bounds: Vec<f64>,
+}
 
 impl ValidatedStep {
     pub fn step(&self) -> &wit::Step {
-        &self.0
+        &self.step
+    }
+
+    /// The duration bound of the step's `i`th output, in seconds.
+    pub fn output_bound(&self, i: usize) -> f64 {
+        self.bounds[i]
     }
 }
 
@@ -67,10 +94,94 @@ pub fn validate_steps(
                     reason: "two steps have the same name".into(),
                 });
             }
-            validate_step(&step, media, &mut names)?;
-            Ok(ValidatedStep(step))
+            let bounds = validate_step(&step, media, &mut names)?;
+            let validated = ValidatedStep { step, bounds };
+            check_argv_size(&validated)?;
+            Ok(validated)
         })
         .collect()
+}
+
+/// Renders the step with placeholder paths and refuses it when its argv is over budget.
+fn check_argv_size(step: &ValidatedStep) -> Result<(), Rejection> {
+    let placeholder = std::path::PathBuf::from("p".repeat(PATH_ALLOWANCE));
+    let rendered = crate::ffmpeg::render::render(step, |_| placeholder.clone(), &placeholder);
+    let largest = rendered.argv.iter().map(|a| a.len()).max().unwrap_or(0);
+    let total: usize = rendered.argv.iter().map(|a| a.len() + 1).sum();
+    let reason = if largest > MAX_ARG_BYTES {
+        format!(
+            "one argument of the ffmpeg command line would be {largest} bytes; at most \
+             {MAX_ARG_BYTES} per argument: use fewer or shorter filter arguments"
+        )
+    } else if total > MAX_ARGV_BYTES {
+        format!(
+            "the ffmpeg command line would be {total} bytes; at most {MAX_ARGV_BYTES} in all: \
+             use fewer or shorter filter arguments and metadata"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Rejection {
+        step: clip(&step.step.name),
+        where_: String::new(),
+        reason,
+    })
+}
+
+/// The real length a step input contributes: what the media measures, after seek and duration.
+fn input_length(input: &wit::StepInput, info: &wit::MediaInfo) -> f64 {
+    let full = info
+        .container
+        .duration_s
+        .or_else(|| {
+            info.streams
+                .iter()
+                .filter_map(|s| s.duration_s)
+                .reduce(f64::max)
+        })
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .unwrap_or(0.0);
+    let after_seek = (full - input.seek_s.unwrap_or(0.0)).max(0.0);
+    input.duration_s.map_or(after_seek, |d| d.min(after_seek))
+}
+
+/// Seconds a filter node may add to what it reads, or why it would never stop.
+fn node_extension(node: &wit::FilterNode) -> Result<f64, String> {
+    let arg = |name: &str| {
+        node.args
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| match &a.value {
+                wit::Value::Number(n) => Some(*n),
+                wit::Value::Integer(i) => Some(*i as f64),
+                _ => None,
+            })
+    };
+    // ffmpeg reads an apad length that rounds to 0 µs as "no length": padding forever.
+    let length = |name: &str| arg(name).filter(|v| *v >= MIN_PAD_S);
+    match node.filter.as_str() {
+        "apad" => match (length("pad_dur"), length("whole_dur")) {
+            (None, None) => Err(format!(
+                "apad without a pad_dur or whole_dur of at least {MIN_PAD_S} s pads forever; \
+                 give it a length"
+            )),
+            (pad, whole) => Ok(pad.unwrap_or(0.0) + whole.unwrap_or(0.0)),
+        },
+        "adelay" => Ok(node
+            .args
+            .iter()
+            .find(|a| a.name == "delays")
+            .and_then(|a| match &a.value {
+                wit::Value::Text(t) => t
+                    .split('|')
+                    .filter_map(|d| d.parse::<f64>().ok())
+                    .reduce(f64::max),
+                _ => None,
+            })
+            .unwrap_or(0.0)
+            / 1000.0),
+        _ => Ok(0.0),
+    }
 }
 
 fn clip(s: &str) -> String {
@@ -103,11 +214,12 @@ fn safe_text(s: &str) -> bool {
     s.len() <= MAX_TEXT && !s.chars().any(char::is_control)
 }
 
+/// Checks one step; returns each output's duration bound.
 fn validate_step(
     step: &wit::Step,
     media: &dyn MediaLookup,
     names: &mut HashSet<String>,
-) -> Result<(), Rejection> {
+) -> Result<Vec<f64>, Rejection> {
     let reject = |where_: String, reason: String| Rejection {
         step: clip(&step.name),
         where_,
@@ -162,6 +274,12 @@ fn validate_step(
         }
         infos.push(info);
     }
+    let mut longest = step
+        .inputs
+        .iter()
+        .zip(&infos)
+        .map(|(input, info)| input_length(input, info))
+        .sum::<f64>();
 
     let stream_ok = |r: &wit::StreamRef| {
         infos
@@ -183,6 +301,7 @@ fn validate_step(
             return Err(reject(where_, format!("more than {MAX_ARGS} args")));
         }
         check_options(&node.args, args).map_err(|r| reject(where_.clone(), r))?;
+        longest += node_extension(node).map_err(|r| reject(where_.clone(), r))?;
         if node.inputs.len() > MAX_INPUTS || node.outputs.len() > MAX_OUTPUTS {
             return Err(reject(where_, "too many pads".into()));
         }
@@ -202,6 +321,10 @@ fn validate_step(
         }
     }
 
+    // Inputs summed plus everything filters may add: no allowed filter makes a stream longer
+    // than that, so this bounds an output the preset left open, and one it asked too much of.
+    let bound = (longest * 1.01 + BOUND_SLACK_S).min(MAX_DURATION_S);
+    let mut bounds = Vec::with_capacity(step.outputs.len());
     for output in &step.outputs {
         let where_ = format!(", output '{}'", clip(&output.name));
         if !is_name(&output.name) {
@@ -231,6 +354,7 @@ fn validate_step(
         {
             return Err(reject(where_, format!("duration {d} s is out of range")));
         }
+        bounds.push(output.duration_s.map_or(bound, |d| d.min(bound)));
         if output.streams.is_empty() || output.streams.len() > MAX_STREAMS {
             return Err(reject(
                 where_,
@@ -253,7 +377,7 @@ fn validate_step(
             format!("label '{label}' is produced but never used"),
         ));
     }
-    Ok(())
+    Ok(bounds)
 }
 
 fn describe_ref(r: &wit::MediaRef) -> String {
@@ -416,5 +540,249 @@ fn show(v: &wit::Value) -> String {
         wit::Value::Number(n) => n.to_string(),
         wit::Value::Boolean(b) => b.to_string(),
         wit::Value::Text(t) => format!("'{}'", clip(t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// One job input, "a": a mono audio stream of `seconds` (as measured by probe).
+    struct OneInput(wit::MediaInfo);
+
+    impl MediaLookup for OneInput {
+        fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo> {
+            matches!(source, wit::MediaRef::Input(n) if n == "a").then_some(&self.0)
+        }
+    }
+
+    fn media(seconds: f64) -> OneInput {
+        OneInput(crate::media::probe::from_json(&json!({
+            "format": {"format_name": "wav", "duration": seconds.to_string(), "size": "1000"},
+            "streams": [{"index": 0, "codec_type": "audio", "codec_name": "pcm_s16le",
+                         "sample_rate": "48000", "channels": 1}]
+        })))
+    }
+
+    fn opt(name: &str, value: wit::Value) -> wit::OptionValue {
+        wit::OptionValue {
+            name: name.into(),
+            value,
+        }
+    }
+
+    fn node(filter: &str, args: Vec<wit::OptionValue>) -> wit::FilterNode {
+        wit::FilterNode {
+            filter: filter.into(),
+            args,
+            inputs: vec![wit::Pad::Stream(wit::StreamRef {
+                input: 0,
+                stream: 0,
+            })],
+            outputs: vec!["out".into()],
+        }
+    }
+
+    /// A step reading input "a" through `graph` (ending in label "out", or none) into one WAV.
+    fn step(graph: Vec<wit::FilterNode>, duration_s: Option<f64>) -> wit::Step {
+        let source = if graph.is_empty() {
+            wit::Pad::Stream(wit::StreamRef {
+                input: 0,
+                stream: 0,
+            })
+        } else {
+            wit::Pad::Link("out".into())
+        };
+        wit::Step {
+            name: "s".into(),
+            inputs: vec![wit::StepInput {
+                source: wit::MediaRef::Input("a".into()),
+                seek_s: None,
+                duration_s: None,
+            }],
+            graph,
+            outputs: vec![wit::Output {
+                name: "o".into(),
+                container: "wav".into(),
+                streams: vec![wit::OutputStream {
+                    source,
+                    codec: wit::Codec::Encode(wit::Encoder {
+                        codec: "pcm_s16le".into(),
+                        bit_rate: None,
+                        sample_rate: None,
+                        channels: None,
+                        sample_format: None,
+                        pixel_format: None,
+                        frame_rate: None,
+                        options: vec![],
+                    }),
+                    metadata: vec![],
+                }],
+                metadata: vec![],
+                muxer_options: vec![],
+                duration_s,
+            }],
+        }
+    }
+
+    fn validate(step: wit::Step, seconds: f64) -> Result<ValidatedStep, Rejection> {
+        validate_steps(vec![step], &media(seconds), &HashSet::new()).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn an_allowlisted_filter_with_typed_args_passes() {
+        let s = step(
+            vec![node(
+                "volume",
+                vec![opt("volume", wit::Value::Text("-3dB".into()))],
+            )],
+            None,
+        );
+        assert!(validate(s, 1.0).is_ok());
+    }
+
+    #[test]
+    fn filters_options_and_values_off_the_allowlist_are_refused() {
+        for (filter, args, why) in [
+            ("amovie", vec![], "is not allowed"),
+            (
+                "volume",
+                vec![opt("eval", wit::Value::Text("frame".into()))],
+                "option 'eval' is not allowed",
+            ),
+            (
+                "volume",
+                vec![opt("volume", wit::Value::Text("1e9dB".into()))],
+                "is not allowed (expected Gain)",
+            ),
+            (
+                "aresample",
+                vec![opt("sample_rate", wit::Value::Integer(10_000_000))],
+                "is not allowed",
+            ),
+        ] {
+            let err = validate(step(vec![node(filter, args)], None), 1.0).unwrap_err();
+            assert!(err.reason.contains(why), "{filter}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn an_output_without_a_duration_is_bounded_by_its_input() {
+        let v = validate(step(vec![], None), 2.0).unwrap();
+        let bound = v.output_bound(0);
+        assert!((2.0..=3.1).contains(&bound), "bound {bound}");
+    }
+
+    #[test]
+    fn an_explicit_duration_is_kept_but_never_beyond_the_bound() {
+        let v = validate(step(vec![], Some(0.5)), 2.0).unwrap();
+        assert_eq!(v.output_bound(0), 0.5);
+        let v = validate(step(vec![], Some(3600.0)), 2.0).unwrap();
+        assert!(v.output_bound(0) < 4.0, "bound {}", v.output_bound(0));
+    }
+
+    #[test]
+    fn a_claimless_input_still_gets_a_bound() {
+        let mut m = media(1.0);
+        m.0.container.duration_s = None;
+        let v = validate_steps(vec![step(vec![], None)], &m, &HashSet::new()).unwrap();
+        assert!(v[0].output_bound(0) <= BOUND_SLACK_S);
+    }
+
+    #[test]
+    fn apad_without_a_length_is_refused() {
+        let err = validate(step(vec![node("apad", vec![])], None), 1.0).unwrap_err();
+        assert!(err.reason.contains("pads forever"), "{}", err.reason);
+        assert!(err.where_.contains("apad"), "{}", err.where_);
+        for zero in [
+            wit::Value::Number(0.0),
+            wit::Value::Integer(0),
+            wit::Value::Number(1e-7),
+        ] {
+            let padded = node("apad", vec![opt("whole_dur", zero)]);
+            let err = validate(step(vec![padded], None), 1.0).unwrap_err();
+            assert!(err.reason.contains("pads forever"), "{}", err.reason);
+        }
+    }
+
+    #[test]
+    fn apad_and_adelay_with_lengths_extend_the_bound_by_what_they_add() {
+        let padded = node("apad", vec![opt("pad_dur", wit::Value::Number(10.0))]);
+        let v = validate(step(vec![padded], None), 1.0).unwrap();
+        assert!((11.0..=12.2).contains(&v.output_bound(0)));
+        let delayed = node(
+            "adelay",
+            vec![opt("delays", wit::Value::Text("5000|250".into()))],
+        );
+        let v = validate(step(vec![delayed], None), 1.0).unwrap();
+        assert!((6.0..=7.1).contains(&v.output_bound(0)));
+    }
+
+    #[test]
+    fn bounds_never_exceed_the_maximum_duration() {
+        let padded = node("apad", vec![opt("whole_dur", wit::Value::Number(86_400.0))]);
+        let v = validate(step(vec![padded], None), 86_000.0).unwrap();
+        assert_eq!(v.output_bound(0), MAX_DURATION_S);
+    }
+
+    #[test]
+    fn a_seek_and_an_input_duration_shorten_the_bound() {
+        let mut s = step(vec![], None);
+        s.inputs[0].seek_s = Some(50.0);
+        let v = validate(s.clone(), 60.0).unwrap();
+        assert!(v.output_bound(0) < 12.0);
+        s.inputs[0].duration_s = Some(2.0);
+        let v = validate(s, 60.0).unwrap();
+        assert!(v.output_bound(0) < 4.0);
+    }
+
+    #[test]
+    fn a_command_line_over_budget_is_refused() {
+        let mut s = step(vec![], None);
+        let tags: Vec<wit::Tag> = (0..MAX_ARGS)
+            .map(|i| wit::Tag {
+                key: format!("k{i}"),
+                value: "x".repeat(MAX_TEXT),
+            })
+            .collect();
+        s.outputs[0].streams[0].metadata = tags.clone();
+        s.outputs[0].metadata = tags.clone();
+        assert!(validate(s.clone(), 1.0).is_ok(), "64 KiB of tags fit");
+        let stream = s.outputs[0].streams[0].clone();
+        s.outputs[0].streams = vec![stream; 4];
+        let err = validate(s, 1.0).unwrap_err();
+        assert!(err.reason.contains("in all"), "{}", err.reason);
+    }
+
+    #[test]
+    fn one_argument_over_budget_is_refused() {
+        let chain: Vec<wit::FilterNode> = (0..MAX_NODES)
+            .map(|n| wit::FilterNode {
+                filter: "aformat".into(),
+                args: vec![
+                    opt(
+                        "sample_rates",
+                        wit::Value::Text(vec!["48000"; 170].join("|")),
+                    ),
+                    opt("sample_fmts", wit::Value::Text(vec!["fltp"; 200].join("|"))),
+                ],
+                inputs: vec![if n == 0 {
+                    wit::Pad::Stream(wit::StreamRef {
+                        input: 0,
+                        stream: 0,
+                    })
+                } else {
+                    wit::Pad::Link(format!("l{}", n - 1))
+                }],
+                outputs: vec![if n + 1 == MAX_NODES {
+                    "out".into()
+                } else {
+                    format!("l{n}")
+                }],
+            })
+            .collect();
+        let err = validate(step(chain, None), 1.0).unwrap_err();
+        assert!(err.reason.contains("per argument"), "{}", err.reason);
     }
 }

@@ -2,6 +2,10 @@
 //!
 //! The host itself serves the signed upload and download URLs (`/v1/objects/{key}`), signed with
 //! an HMAC key kept in the data directory so that API and worker processes on one machine agree.
+//! An upload URL may be signed for one exact size; writes are counted as they stream and stop at
+//! their limit, leaving nothing behind.
+//!
+//! Not here: the upload cap itself (the API's, from `--max-upload-mib`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,32 +39,56 @@ impl LocalStorage {
         self.root.join(key.as_str())
     }
 
-    fn signature(&self, method: &str, key: &ObjectKey, expires: u64) -> String {
+    /// The MAC over what a URL grants: method, key, expiry and, when declared, the exact size.
+    fn mac(&self, method: &str, key: &ObjectKey, expires: u64, size: Option<u64>) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key");
         mac.update(format!("{method}\n{key}\n{expires}").as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        if let Some(size) = size {
+            mac.update(format!("\nsize={size}").as_bytes());
+        }
+        mac
     }
 
-    pub fn signed_url(&self, method: &str, key: &ObjectKey, ttl: Duration) -> String {
+    fn signature(&self, method: &str, key: &ObjectKey, expires: u64, size: Option<u64>) -> String {
+        hex::encode(self.mac(method, key, expires, size).finalize().into_bytes())
+    }
+
+    /// A URL granting `method` on `key` for `ttl`; with `size`, only a body of exactly that size.
+    pub fn signed_url(
+        &self,
+        method: &str,
+        key: &ObjectKey,
+        ttl: Duration,
+        size: Option<u64>,
+    ) -> String {
         let expires = now_unix() + ttl.as_secs();
-        let sig = self.signature(method, key, expires);
+        let sig = self.signature(method, key, expires, size);
+        let size = size.map(|s| format!("&size={s}")).unwrap_or_default();
         format!(
-            "{}/v1/objects/{key}?expires={expires}&sig={sig}",
+            "{}/v1/objects/{key}?expires={expires}{size}&sig={sig}",
             self.public_url
         )
     }
 
-    /// Checks a signed URL's signature and expiry in constant time.
-    pub fn verify(&self, method: &str, key: &ObjectKey, expires: u64, sig: &str) -> bool {
+    /// Checks a signed URL's signature (which covers its declared size) and expiry in constant
+    /// time.
+    pub fn verify(
+        &self,
+        method: &str,
+        key: &ObjectKey,
+        expires: u64,
+        size: Option<u64>,
+        sig: &str,
+    ) -> bool {
         if expires < now_unix() {
             return false;
         }
         let Ok(given) = hex::decode(sig) else {
             return false;
         };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key");
-        mac.update(format!("{method}\n{key}\n{expires}").as_bytes());
-        mac.verify_slice(&given).is_ok()
+        self.mac(method, key, expires, size)
+            .verify_slice(&given)
+            .is_ok()
     }
 
     pub async fn size(&self, key: &ObjectKey) -> Result<u64, StorageError> {
@@ -109,7 +137,28 @@ impl LocalStorage {
     }
 
     /// Writes a stream to an object atomically: a partial upload is never visible.
-    pub async fn write<S, E>(&self, key: &ObjectKey, mut body: S) -> Result<u64, StorageError>
+    pub async fn write<S, E>(&self, key: &ObjectKey, body: S) -> Result<u64, StorageError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.write_sized(key, body, Size::AtMost(u64::MAX))
+            .await
+            .map_err(|e| match e {
+                WriteError::Storage(e) => e,
+                other => StorageError::Failed(format!("writing '{key}': {other}")),
+            })
+    }
+
+    /// Writes a stream to an object atomically, holding it to `size`. The count is kept as the
+    /// bytes arrive: the first byte over the limit stops the write, and a body of the wrong size
+    /// leaves neither the object nor its temporary file behind.
+    pub async fn write_sized<S, E>(
+        &self,
+        key: &ObjectKey,
+        mut body: S,
+        size: Size,
+    ) -> Result<u64, WriteError>
     where
         S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -117,25 +166,38 @@ impl LocalStorage {
         use futures::StreamExt;
         let dest = self.path(key);
         let parent = dest.parent().expect("object paths have a parent");
-        let fail =
-            |e: &dyn std::fmt::Display| StorageError::Failed(format!("writing '{key}': {e}"));
+        let fail = |e: &dyn std::fmt::Display| {
+            WriteError::Storage(StorageError::Failed(format!("writing '{key}': {e}")))
+        };
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(|e| fail(&e))?;
         let tmp = parent.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
         let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| fail(&e))?;
+        let limit = match size {
+            Size::AtMost(n) | Size::Exactly(n) => n,
+        };
         let mut written = 0u64;
-        let result: Result<(), StorageError> = async {
+        let result: Result<(), WriteError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| fail(&e))?;
                 written += chunk.len() as u64;
+                if written > limit {
+                    return Err(WriteError::OverLimit { limit });
+                }
                 file.write_all(&chunk).await.map_err(|e| fail(&e))?;
+            }
+            if let Size::Exactly(expected) = size
+                && written != expected
+            {
+                return Err(WriteError::Short { expected, written });
             }
             file.sync_all().await.map_err(|e| fail(&e))?;
             tokio::fs::rename(&tmp, &dest).await.map_err(|e| fail(&e))
         }
         .await;
         if result.is_err() {
+            drop(file);
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         result.map(|()| written)
@@ -147,6 +209,24 @@ impl LocalStorage {
             .map(|_| ())
             .map_err(|e| StorageError::Failed(format!("{}: {e}", self.root.display())))
     }
+}
+
+/// The size a write is held to.
+#[derive(Debug, Clone, Copy)]
+pub enum Size {
+    AtMost(u64),
+    Exactly(u64),
+}
+
+/// Why a sized write stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the body is larger than {limit} bytes")]
+    OverLimit { limit: u64 },
+    #[error("the body was {written} bytes, not the {expected} expected")]
+    Short { expected: u64, written: u64 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 fn now_unix() -> u64 {
@@ -173,15 +253,76 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap();
         let key = ObjectKey::parse("uploads/a/b.wav").unwrap();
-        let url = s.signed_url("PUT", &key, Duration::from_secs(60));
+        let url = s.signed_url("PUT", &key, Duration::from_secs(60), None);
         let query = url.split_once('?').unwrap().1;
         let expires: u64 = query.split('&').next().unwrap()[8..].parse().unwrap();
         let sig = query.split("sig=").nth(1).unwrap();
-        assert!(s.verify("PUT", &key, expires, sig));
-        assert!(!s.verify("GET", &key, expires, sig));
+        assert!(s.verify("PUT", &key, expires, None, sig));
+        assert!(!s.verify("GET", &key, expires, None, sig));
         let other = ObjectKey::parse("uploads/a/c.wav").unwrap();
-        assert!(!s.verify("PUT", &other, expires, sig));
-        assert!(!s.verify("PUT", &key, expires + 1, sig));
-        assert!(!s.verify("PUT", &key, 1, &s.signature("PUT", &key, 1)));
+        assert!(!s.verify("PUT", &other, expires, None, sig));
+        assert!(!s.verify("PUT", &key, expires + 1, None, sig));
+        assert!(!s.verify("PUT", &key, expires, Some(0), sig));
+        let stale = s.signature("PUT", &key, 1, None);
+        assert!(!s.verify("PUT", &key, 1, None, &stale));
+    }
+
+    #[test]
+    fn signed_urls_bind_a_declared_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap();
+        let key = ObjectKey::parse("uploads/a/b.wav").unwrap();
+        let url = s.signed_url("PUT", &key, Duration::from_secs(60), Some(1000));
+        assert!(url.contains("&size=1000&"), "{url}");
+        let expires: u64 = url.split("expires=").nth(1).unwrap()[..10].parse().unwrap();
+        let sig = url.split("sig=").nth(1).unwrap();
+        assert!(s.verify("PUT", &key, expires, Some(1000), sig));
+        assert!(!s.verify("PUT", &key, expires, Some(1001), sig));
+        assert!(!s.verify("PUT", &key, expires, None, sig));
+    }
+
+    #[tokio::test]
+    async fn a_write_over_its_limit_stops_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap();
+        let key = ObjectKey::parse("uploads/a/b.wav").unwrap();
+        let chunks =
+            (0..4).map(|_| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(vec![0u8; 1000])));
+        let err = s
+            .write_sized(&key, futures::stream::iter(chunks), Size::AtMost(2500))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, WriteError::OverLimit { limit: 2500 }),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("objects/uploads/a"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        let chunks =
+            (0..2).map(|_| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(vec![0u8; 1000])));
+        let n = s
+            .write_sized(
+                &key,
+                futures::stream::iter(chunks.clone()),
+                Size::AtMost(2500),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 2000);
+        let other = ObjectKey::parse("uploads/b/b.wav").unwrap();
+        let err = s
+            .write_sized(&other, futures::stream::iter(chunks), Size::Exactly(2500))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, WriteError::Short { written: 2000, .. }),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("objects/uploads/b"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }

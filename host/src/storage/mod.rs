@@ -85,14 +85,17 @@ impl Storage {
         })
     }
 
+    /// A URL to PUT an object to; with `size`, the store accepts only a body of exactly that
+    /// many bytes (signed into the URL, so a client cannot change it).
     pub async fn presign_put(
         &self,
         key: &ObjectKey,
         ttl: Duration,
+        size: Option<u64>,
     ) -> Result<String, StorageError> {
         match self {
-            Self::Local(s) => Ok(s.signed_url("PUT", key, ttl)),
-            Self::S3(s) => s.presign_put(key, ttl).await,
+            Self::Local(s) => Ok(s.signed_url("PUT", key, ttl, size)),
+            Self::S3(s) => s.presign_put(key, ttl, size).await,
         }
     }
 
@@ -102,7 +105,7 @@ impl Storage {
         ttl: Duration,
     ) -> Result<String, StorageError> {
         match self {
-            Self::Local(s) => Ok(s.signed_url("GET", key, ttl)),
+            Self::Local(s) => Ok(s.signed_url("GET", key, ttl, None)),
             Self::S3(s) => s.presign_get(key, ttl).await,
         }
     }

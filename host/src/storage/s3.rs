@@ -54,16 +54,24 @@ impl S3Storage {
         PresigningConfig::expires_in(ttl).map_err(|e| StorageError::Failed(e.to_string()))
     }
 
+    /// A presigned PUT; with `size`, the length is a signed header, so the store refuses a body
+    /// of any other size.
     pub async fn presign_put(
         &self,
         key: &ObjectKey,
         ttl: Duration,
+        size: Option<u64>,
     ) -> Result<String, StorageError> {
+        let length = size
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| StorageError::Failed("the declared size is out of range".into()))?;
         let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_content_length(length)
             .presigned(Self::presigning(ttl)?)
             .await
             .map_err(|e| failed("presigning a PUT", key, e))?;
