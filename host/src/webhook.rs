@@ -9,8 +9,17 @@
 //! (2xx), the receiver answers `410 Gone` (the URL is then disabled for later events too), or
 //! the attempts run out.
 //!
+//! Receivers are checked twice ([`UrlPolicy`]): at submit, and when a delivery connects, so a
+//! name that resolved to a public address at submit but to loopback or cloud metadata later
+//! (DNS rebinding) is refused; the connection goes only to the addresses that were checked.
+//! Deliveries run concurrently, at most [`PER_RECEIVER`] to one `host:port` and [`IN_FLIGHT`] in
+//! all, so a receiver that never answers holds up only its own events.
+//!
 //! Not here: what a job's outcome is (`worker`); the payload's job fields come from the record.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -21,6 +30,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use ipnet::IpNet;
+use tokio::sync::Semaphore;
+
 use crate::job::{Job, JobState, unix_ms};
 use crate::metrics::Metrics;
 
@@ -28,6 +40,159 @@ use crate::metrics::Metrics;
 const MAX_DELIVERIES: u32 = 12;
 /// How long a process holds an event it is delivering before another may take it over.
 const LEASE: Duration = Duration::from_secs(30);
+/// Deliveries one process runs at once to one receiver (`host:port`).
+pub const PER_RECEIVER: usize = 2;
+/// Deliveries one process runs at once in all.
+pub const IN_FLIGHT: usize = 32;
+/// How long a receiver may take to answer one delivery.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much later an event is tried again when its receiver already has [`PER_RECEIVER`]
+/// deliveries in flight (not counted as a delivery).
+const RECEIVER_BUSY: Duration = Duration::from_millis(500);
+
+/// Which webhook receivers the host may connect to: any address except loopback, link-local
+/// (cloud metadata lives at 169.254.169.254), unspecified, broadcast and multicast ones, unless
+/// `--webhook-allow` names the host or a network holding the address.
+#[derive(Debug, Default)]
+pub struct UrlPolicy {
+    hosts: Vec<String>,
+    nets: Vec<IpNet>,
+}
+
+/// Why a webhook URL is not allowed; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlRefused {
+    /// It is, or resolves to, an address webhooks may not reach.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Its name does not resolve (now: at delivery, that is retried like a failed connection).
+    #[error("{0}")]
+    Unresolved(String),
+}
+
+impl UrlPolicy {
+    /// Parses `--webhook-allow`: comma-separated host names, IP addresses and CIDRs.
+    pub fn parse(list: Option<&str>) -> Result<Self, String> {
+        let mut policy = Self::default();
+        for item in list.unwrap_or("").split(',').map(str::trim) {
+            if item.is_empty() {
+                continue;
+            }
+            if let Ok(net) = item.parse::<IpNet>() {
+                policy.nets.push(net);
+            } else if let Ok(ip) = item.trim_matches(['[', ']']).parse::<IpAddr>() {
+                policy.nets.push(IpNet::from(canonical(ip)));
+            } else if item.contains('/') || item.contains(':') {
+                return Err(format!(
+                    "--webhook-allow: '{item}' is neither a host name, an IP address nor a CIDR"
+                ));
+            } else {
+                policy
+                    .hosts
+                    .push(item.trim_end_matches('.').to_ascii_lowercase());
+            }
+        }
+        Ok(policy)
+    }
+
+    fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.hosts.iter().any(|h| *h == host)
+    }
+
+    fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), UrlRefused> {
+        let ip = canonical(ip);
+        match forbidden(ip) {
+            Some(kind) if !self.nets.iter().any(|n| n.contains(&ip)) => {
+                Err(UrlRefused::Forbidden(format!(
+                    "webhook host '{host}' is {ip}, a {kind} address, which webhooks may not reach; \
+                 use a receiver's public address, or allow it with --webhook-allow \
+                 (MEDIAHOST_WEBHOOK_ALLOW)"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks what `host` resolved to: every address must be allowed (one forbidden address
+    /// among public ones is how a rebinding name gets through), unless the name itself is.
+    pub fn vet(&self, host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, UrlRefused> {
+        if addrs.is_empty() {
+            return Err(UrlRefused::Unresolved(format!(
+                "webhook host '{host}' does not resolve to any address"
+            )));
+        }
+        if !self.allows_host(host) {
+            for a in &addrs {
+                self.check_ip(host, a.ip())?;
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// Checks a webhook URL, resolving its host name now.
+    pub async fn check(&self, url: &reqwest::Url) -> Result<(), UrlRefused> {
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host = url
+            .host_str()
+            .ok_or_else(|| UrlRefused::Forbidden("the webhook URL has no host".into()))?;
+        // URLs write IPv6 hosts in brackets.
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return self.check_ip(host, ip);
+        }
+        if self.allows_host(host) {
+            return Ok(());
+        }
+        self.vet(host, resolve(host, port).await?).map(drop)
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) is the IPv4 address it carries.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// What kind of address webhooks may not reach by default, if `ip` is one.
+fn forbidden(ip: IpAddr) -> Option<&'static str> {
+    match canonical(ip) {
+        IpAddr::V4(v4) if v4.is_loopback() => Some("loopback"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("link-local"),
+        // 0.0.0.0/8 "this network": connecting to it reaches this machine.
+        IpAddr::V4(v4) if v4.octets()[0] == 0 => Some("unspecified"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("broadcast"),
+        IpAddr::V4(v4) if v4.is_multicast() => Some("multicast"),
+        IpAddr::V6(v6) if v6.is_loopback() => Some("loopback"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("unspecified"),
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("link-local"),
+        IpAddr::V6(v6) if v6.is_multicast() => Some("multicast"),
+        _ => None,
+    }
+}
+
+async fn resolve(name: &str, port: u16) -> Result<Vec<SocketAddr>, UrlRefused> {
+    tokio::net::lookup_host((name, port))
+        .await
+        .map(Iterator::collect)
+        .map_err(|e| UrlRefused::Unresolved(format!("webhook host '{name}' does not resolve: {e}")))
+}
+
+/// The HTTP client's resolver: every name a delivery connects to is resolved and checked here,
+/// and the connection goes only to the addresses checked.
+struct CheckedResolver(Arc<UrlPolicy>);
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str();
+            let addrs = policy.vet(host, resolve(host, 0).await?)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
 
 /// A signing secret: `whsec_` and the base64 of its bytes.
 #[derive(Clone)]
@@ -94,6 +259,9 @@ pub fn event_type(state: JobState) -> Option<&'static str> {
 pub struct Outbox {
     redis: redis::aio::ConnectionManager,
     prefix: String,
+    /// Which receivers deliveries from this outbox may reach; the default allows no loopback,
+    /// link-local, unspecified or multicast address.
+    policy: Arc<UrlPolicy>,
 }
 
 impl Outbox {
@@ -101,7 +269,14 @@ impl Outbox {
         Self {
             redis,
             prefix: prefix.to_owned(),
+            policy: Arc::default(),
         }
+    }
+
+    /// Deliveries check receivers against `policy` (`--webhook-allow`).
+    pub fn with_policy(mut self, policy: Arc<UrlPolicy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     fn due_key(&self) -> String {
@@ -188,6 +363,14 @@ impl Outbox {
             .await
     }
 
+    /// Puts a taken event back, due after `delay`, without counting a delivery.
+    async fn postpone(&self, id: &str, delay: Duration) -> redis::RedisResult<()> {
+        self.redis
+            .clone()
+            .zadd(self.due_key(), id, unix_ms(SystemTime::now() + delay))
+            .await
+    }
+
     async fn retry_later(&self, id: &str, mut pending: Pending) -> redis::RedisResult<()> {
         pending.deliveries += 1;
         let backoff = Duration::from_secs(1)
@@ -208,17 +391,48 @@ impl Outbox {
     }
 }
 
-/// Delivers due events until the process stops.
+/// Delivers due events until the process stops: each in a task of its own, at most
+/// [`IN_FLIGHT`] at once and [`PER_RECEIVER`] to one receiver; an event whose receiver is busy
+/// waits a little in the outbox while the others go ahead.
 pub async fn deliver_forever(outbox: Outbox, secrets: Vec<Secret>, metrics: Metrics) {
+    let policy = outbox.policy.clone();
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(DELIVERY_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the name itself, past the check.
+        .no_proxy()
+        .dns_resolver(Arc::new(CheckedResolver(policy.clone())))
         .build()
         .expect("an HTTP client");
+    let sender = Arc::new(Sender {
+        outbox,
+        http,
+        secrets,
+        policy,
+        metrics,
+    });
+    let all = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut receivers: HashMap<String, Arc<Semaphore>> = HashMap::new();
     loop {
-        match outbox.take().await {
+        let slot = all.clone().acquire_owned().await.expect("never closed");
+        match sender.outbox.take().await {
             Ok(Some((id, pending))) => {
-                deliver(&outbox, &http, &secrets, &metrics, id, pending).await
+                receivers.retain(|_, lane| lane.available_permits() < PER_RECEIVER);
+                let lane = receivers
+                    .entry(receiver(&pending.url))
+                    .or_insert_with(|| Arc::new(Semaphore::new(PER_RECEIVER)))
+                    .clone();
+                let Ok(turn) = lane.try_acquire_owned() else {
+                    if let Err(e) = sender.outbox.postpone(&id, RECEIVER_BUSY).await {
+                        tracing::warn!(event = %id, error = %e, "could not update the webhook outbox");
+                    }
+                    continue;
+                };
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    sender.deliver(id, pending).await;
+                    drop((turn, slot));
+                });
             }
             Ok(None) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(e) => {
@@ -229,75 +443,117 @@ pub async fn deliver_forever(outbox: Outbox, secrets: Vec<Secret>, metrics: Metr
     }
 }
 
-async fn deliver(
-    outbox: &Outbox,
-    http: &reqwest::Client,
-    secrets: &[Secret],
-    metrics: &Metrics,
-    id: String,
-    pending: Pending,
-) {
-    let disabled: bool = outbox
-        .redis
-        .clone()
-        .exists(outbox.disabled_key(&pending.url))
-        .await
-        .unwrap_or(false);
-    if disabled {
+/// The receiver a URL names, as the per-receiver limit counts them: `host:port`.
+fn receiver(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| url.to_owned())
+}
+
+/// What every delivery task shares.
+struct Sender {
+    outbox: Outbox,
+    http: reqwest::Client,
+    secrets: Vec<Secret>,
+    policy: Arc<UrlPolicy>,
+    metrics: Metrics,
+}
+
+impl Sender {
+    async fn deliver(&self, id: String, pending: Pending) {
+        let Self {
+            outbox,
+            http,
+            secrets,
+            policy,
+            metrics,
+        } = self;
+        let disabled: bool = outbox
+            .redis
+            .clone()
+            .exists(outbox.disabled_key(&pending.url))
+            .await
+            .unwrap_or(false);
+        if disabled {
+            metrics
+                .add(
+                    "mediahost_webhook_deliveries_total{result=\"disabled\"}",
+                    1.0,
+                )
+                .await;
+            let _ = outbox.forget(&id).await;
+            return;
+        }
+        // Checked again now (the name may resolve elsewhere than at submit, or the allowlist may
+        // have changed); the resolver checks once more when it connects. A forbidden URL stays
+        // forbidden, so the event is given up rather than retried; a name that does not resolve
+        // fails the send below and is retried.
+        let checked = match reqwest::Url::parse(&pending.url) {
+            Ok(url) => policy.check(&url).await,
+            Err(e) => Err(UrlRefused::Forbidden(format!(
+                "the webhook URL is invalid: {e}"
+            ))),
+        };
+        if let Err(UrlRefused::Forbidden(why)) = checked {
+            tracing::warn!(event = %id, url = %pending.url, %why, "webhook refused at delivery; not delivered");
+            metrics
+                .add(
+                    "mediahost_webhook_deliveries_total{result=\"refused\"}",
+                    1.0,
+                )
+                .await;
+            if let Err(e) = outbox.forget(&id).await {
+                tracing::warn!(event = %id, error = %e, "could not update the webhook outbox");
+            }
+            return;
+        }
+        let timestamp = unix_ms(SystemTime::now()) / 1000;
+        let sent = http
+            .post(&pending.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature_header(secrets, &id, timestamp, pending.body.as_bytes()),
+            )
+            .body(pending.body.clone())
+            .send()
+            .await;
+        let (result, stored) = match &sent {
+            Ok(r) if r.status().is_success() => ("delivered", outbox.forget(&id).await),
+            Ok(r) if r.status() == reqwest::StatusCode::GONE => {
+                tracing::info!(url = %pending.url, "webhook receiver answered 410 Gone; disabling the URL");
+                let _: redis::RedisResult<()> = outbox
+                    .redis
+                    .clone()
+                    .set(outbox.disabled_key(&pending.url), 1)
+                    .await;
+                ("gone", outbox.forget(&id).await)
+            }
+            _ if pending.deliveries + 1 >= MAX_DELIVERIES => {
+                tracing::warn!(event = %id, url = %pending.url, "webhook given up after {MAX_DELIVERIES} deliveries");
+                ("given_up", outbox.forget(&id).await)
+            }
+            failed => {
+                let why = match failed {
+                    Ok(r) => format!("answered {}", r.status()),
+                    Err(e) => e.to_string(),
+                };
+                tracing::debug!(event = %id, url = %pending.url, %why, "webhook delivery failed; retrying");
+                ("retry", outbox.retry_later(&id, pending).await)
+            }
+        };
         metrics
             .add(
-                "mediahost_webhook_deliveries_total{result=\"disabled\"}",
+                &format!("mediahost_webhook_deliveries_total{{result=\"{result}\"}}"),
                 1.0,
             )
             .await;
-        let _ = outbox.forget(&id).await;
-        return;
-    }
-    let timestamp = unix_ms(SystemTime::now()) / 1000;
-    let sent = http
-        .post(&pending.url)
-        .header("content-type", "application/json")
-        .header("webhook-id", &id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header(
-            "webhook-signature",
-            signature_header(secrets, &id, timestamp, pending.body.as_bytes()),
-        )
-        .body(pending.body.clone())
-        .send()
-        .await;
-    let (result, stored) = match &sent {
-        Ok(r) if r.status().is_success() => ("delivered", outbox.forget(&id).await),
-        Ok(r) if r.status() == reqwest::StatusCode::GONE => {
-            tracing::info!(url = %pending.url, "webhook receiver answered 410 Gone; disabling the URL");
-            let _: redis::RedisResult<()> = outbox
-                .redis
-                .clone()
-                .set(outbox.disabled_key(&pending.url), 1)
-                .await;
-            ("gone", outbox.forget(&id).await)
+        if let Err(e) = stored {
+            tracing::warn!(event = %id, error = %e, "could not update the webhook outbox");
         }
-        _ if pending.deliveries + 1 >= MAX_DELIVERIES => {
-            tracing::warn!(event = %id, url = %pending.url, "webhook given up after {MAX_DELIVERIES} deliveries");
-            ("given_up", outbox.forget(&id).await)
-        }
-        failed => {
-            let why = match failed {
-                Ok(r) => format!("answered {}", r.status()),
-                Err(e) => e.to_string(),
-            };
-            tracing::debug!(event = %id, url = %pending.url, %why, "webhook delivery failed; retrying");
-            ("retry", outbox.retry_later(&id, pending).await)
-        }
-    };
-    metrics
-        .add(
-            &format!("mediahost_webhook_deliveries_total{{result=\"{result}\"}}"),
-            1.0,
-        )
-        .await;
-    if let Err(e) = stored {
-        tracing::warn!(event = %id, error = %e, "could not update the webhook outbox");
     }
 }
 
