@@ -151,7 +151,7 @@ impl ErrorCode {
             Self::InputUnreadable => "An input is not readable media",
             Self::JobNotFound => "No job with that id",
             Self::UploadInvalid => "The upload request is invalid",
-            Self::Unauthorized => "This endpoint needs the admin token",
+            Self::Unauthorized => "This endpoint needs a bearer token it accepts",
             Self::PresetInvalid => "The component is not a usable preset",
             Self::PresetInterfaceUnsupported => {
                 "The component targets an interface version this host does not support"

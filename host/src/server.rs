@@ -136,6 +136,8 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     }
 
     if role != Role::Worker {
+        let admin_token =
+            crate::secret::admin_token(opts.admin_token.as_deref(), &opts.admin_token_file())?;
         let state = Arc::new(AppState {
             catalog,
             runtime,
@@ -144,15 +146,12 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             max_attempts: opts.max_attempts.max(1),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
             outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix),
-            admin_token: crate::secret::admin_token(
-                opts.admin_token.as_deref(),
-                &opts.admin_token_file(),
-            )?,
+            api_tokens: api::ApiTokens::parse(opts.api_tokens.as_deref(), &admin_token),
+            admin_token,
             storage,
             jobs,
             queue,
             warnings,
-            api_tokens: api::ApiTokens::parse(opts.api_tokens.as_deref()),
             webhooks: webhook_policy,
             event_streams: Arc::new(tokio::sync::Semaphore::new(opts.max_event_streams)),
             max_event_streams: opts.max_event_streams,

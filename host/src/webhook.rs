@@ -579,4 +579,124 @@ mod tests {
         assert!(parts.iter().all(|p| p.starts_with("v1,")));
         assert_eq!(parts[0], a.sign("msg_1", 1_700_000_000, b"{}"));
     }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn url(text: &str) -> reqwest::Url {
+        reqwest::Url::parse(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn loopback_link_local_unspecified_and_multicast_receivers_are_refused() {
+        let policy = UrlPolicy::default();
+        for refused in [
+            "http://127.0.0.1/hook",
+            "http://127.9.9.9:8080/hook",
+            "http://localhost/hook",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0.0.0.0/hook",
+            "http://0/hook",
+            "http://224.0.0.1/hook",
+            "http://255.255.255.255/hook",
+            "http://[::1]/hook",
+            "http://[::]/hook",
+            "http://[fe80::1]/hook",
+            "http://[ff02::1]/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://[::ffff:169.254.169.254]/hook",
+        ] {
+            let e = policy.check(&url(refused)).await.unwrap_err();
+            assert!(matches!(e, UrlRefused::Forbidden(_)), "{refused}: {e}");
+            assert!(e.to_string().contains("--webhook-allow"), "{refused}: {e}");
+        }
+        for allowed in [
+            "http://93.184.215.14/hook",
+            "https://[2606:4700::1111]/hook",
+        ] {
+            assert!(policy.check(&url(allowed)).await.is_ok(), "{allowed}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_allowlist_names_networks_and_hosts() {
+        let policy =
+            UrlPolicy::parse(Some("127.0.0.1/32, ::1, hooks.internal, 169.254.0.0/16")).unwrap();
+        for allowed in [
+            "http://127.0.0.1:9000/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://[::1]/hook",
+            "http://169.254.169.254/hook",
+            "http://HOOKS.internal./hook",
+        ] {
+            assert!(policy.check(&url(allowed)).await.is_ok(), "{allowed}");
+        }
+        assert!(policy.check(&url("http://127.0.0.2/hook")).await.is_err());
+        assert!(UrlPolicy::parse(Some("10.0.0.0/33")).is_err());
+        assert!(UrlPolicy::parse(Some("")).is_ok());
+    }
+
+    /// DNS rebinding: the name resolved to an allowed address at submit; at delivery it resolves
+    /// to loopback, alone or among allowed addresses. The delivery is refused either way.
+    #[test]
+    fn a_name_that_rebinds_to_loopback_is_refused_when_it_connects() {
+        let policy = UrlPolicy::parse(Some("127.0.0.2/32")).unwrap();
+        let submit = policy.vet("hooks.example", vec![addr("127.0.0.2:80")]);
+        assert_eq!(submit.unwrap(), vec![addr("127.0.0.2:80")]);
+        for rebound in [
+            vec![addr("127.0.0.1:80")],
+            vec![addr("127.0.0.2:80"), addr("127.0.0.1:80")],
+            vec![addr("[::ffff:169.254.169.254]:80")],
+        ] {
+            let e = policy.vet("hooks.example", rebound).unwrap_err();
+            assert!(matches!(e, UrlRefused::Forbidden(_)), "{e}");
+        }
+        assert!(matches!(
+            policy.vet("hooks.example", vec![]),
+            Err(UrlRefused::Unresolved(_))
+        ));
+    }
+
+    /// The client deliveries use resolves through the policy, so it never connects to a
+    /// forbidden address even if the name changed after the last check.
+    #[tokio::test]
+    async fn the_delivery_client_does_not_connect_to_a_forbidden_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = |policy: UrlPolicy| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .dns_resolver(Arc::new(CheckedResolver(Arc::new(policy))))
+                .build()
+                .unwrap()
+        };
+        let target = format!("http://localhost:{port}/hook");
+        let refused = client(UrlPolicy::default()).post(&target).send().await;
+        assert!(refused.is_err());
+        let mut source: Option<&dyn std::error::Error> = refused.as_ref().err().map(|e| e as _);
+        let mut seen = Vec::new();
+        while let Some(e) = source {
+            seen.push(e.to_string());
+            source = e.source();
+        }
+        assert!(
+            seen.iter().any(|s| s.contains("loopback address")),
+            "{seen:?}"
+        );
+        let allowed = client(UrlPolicy::parse(Some("localhost")).unwrap());
+        let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
+        let _ = tokio::time::timeout(Duration::from_secs(2), allowed.post(&target).send()).await;
+        assert!(accepted.await.unwrap());
+    }
+
+    #[test]
+    fn deliveries_are_limited_per_host_and_port() {
+        assert_eq!(receiver("https://hooks.example/a"), "hooks.example:443");
+        assert_eq!(
+            receiver("http://hooks.example:8080/b"),
+            "hooks.example:8080"
+        );
+        assert_eq!(receiver("http://[::1]/c"), "[::1]:80");
+    }
 }

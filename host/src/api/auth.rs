@@ -3,7 +3,8 @@
 //!
 //! When tokens are configured, every `/v1` route the router puts behind [`require_api_token`]
 //! answers `401 UNAUTHORIZED` without `Authorization: Bearer <one of them>`, before its body is
-//! read. Tokens are compared as SHA-256 digests in constant time.
+//! read. The admin token is accepted too, so the operator's CLI keeps working. Tokens are
+//! compared as SHA-256 digests in constant time.
 //!
 //! Not here: the admin token of publishing and yanking (`api::presets`), the signatures of object
 //! URLs (`api::objects`), which routes are open (`api::router`).
@@ -22,15 +23,20 @@ pub struct ApiTokens(Vec<[u8; 32]>);
 
 impl ApiTokens {
     /// Parses `--api-tokens` (comma-separated); `None` when it names no token (the API is open).
-    pub fn parse(list: Option<&str>) -> Option<Self> {
-        let tokens: Vec<[u8; 32]> = list
+    /// The admin token is accepted as well.
+    pub fn parse(list: Option<&str>, admin_token: &str) -> Option<Self> {
+        let mut tokens: Vec<[u8; 32]> = list
             .unwrap_or("")
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(digest)
             .collect();
-        (!tokens.is_empty()).then_some(Self(tokens))
+        if tokens.is_empty() {
+            return None;
+        }
+        tokens.push(digest(admin_token));
+        Some(Self(tokens))
     }
 
     fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -42,7 +48,8 @@ impl ApiTokens {
                 ApiError::new(
                     ErrorCode::Unauthorized,
                     "this host's job API needs an API token: send 'Authorization: Bearer \
-                     <token>' with one of the host's --api-tokens (MEDIAHOST_API_TOKENS)",
+                     <token>' with one of the host's --api-tokens (MEDIAHOST_API_TOKENS) or its \
+                     admin token",
                 )
             })?;
         let given = digest(given.trim());
@@ -54,8 +61,8 @@ impl ApiTokens {
         if matched == 0 {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
-                "the API token is not one of this host's --api-tokens (MEDIAHOST_API_TOKENS); \
-                 ask its operator for one",
+                "the API token is not one of this host's --api-tokens (MEDIAHOST_API_TOKENS) \
+                 nor its admin token; ask its operator for one",
             ));
         }
         Ok(())
@@ -98,15 +105,16 @@ mod tests {
 
     #[test]
     fn no_tokens_means_an_open_api() {
-        assert!(ApiTokens::parse(None).is_none());
-        assert!(ApiTokens::parse(Some(" , ")).is_none());
+        assert!(ApiTokens::parse(None, "admin").is_none());
+        assert!(ApiTokens::parse(Some(" , "), "admin").is_none());
     }
 
     #[test]
-    fn any_configured_token_is_accepted_and_nothing_else() {
-        let tokens = ApiTokens::parse(Some("team-a-token, team-b-token")).unwrap();
+    fn any_configured_token_or_the_admin_token_is_accepted_and_nothing_else() {
+        let tokens = ApiTokens::parse(Some("team-a-token, team-b-token"), "admin").unwrap();
         assert!(tokens.check(&bearer("team-a-token")).is_ok());
         assert!(tokens.check(&bearer("team-b-token")).is_ok());
+        assert!(tokens.check(&bearer("admin")).is_ok());
         for refused in [bearer("team-c-token"), bearer(""), HeaderMap::new()] {
             let e = tokens.check(&refused).unwrap_err();
             assert_eq!(e.code, ErrorCode::Unauthorized);
