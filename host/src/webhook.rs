@@ -97,7 +97,7 @@ impl UrlPolicy {
 
     fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts.iter().any(|h| *h == host)
+        self.hosts.contains(&host)
     }
 
     fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), UrlRefused> {
