@@ -11,7 +11,9 @@
 //!
 //! Receivers are checked twice ([`UrlPolicy`]): at submit, and when a delivery connects, so a
 //! name that resolved to a public address at submit but to loopback or cloud metadata later
-//! (DNS rebinding) is refused; the connection goes only to the addresses that were checked.
+//! (DNS rebinding) is refused; the connection goes only to the addresses that were checked. A
+//! refused delivery is given up, not retried (`mediahost_webhook_deliveries_total{result=
+//! "refused"}`).
 //! Deliveries run concurrently, at most [`PER_RECEIVER`] to one `host:port` and [`IN_FLIGHT`] in
 //! all, so a receiver that never answers holds up only its own events.
 //!
@@ -25,12 +27,11 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
+use ipnet::IpNet;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
 use crate::job::{Job, JobState, unix_ms};
@@ -65,7 +66,7 @@ pub enum UrlRefused {
     /// It is, or resolves to, an address webhooks may not reach.
     #[error("{0}")]
     Forbidden(String),
-    /// Its name does not resolve (now: at delivery, that is retried like a failed connection).
+    /// Its name does not resolve; at delivery that is retried like a failed connection.
     #[error("{0}")]
     Unresolved(String),
 }
@@ -106,8 +107,8 @@ impl UrlPolicy {
             Some(kind) if !self.nets.iter().any(|n| n.contains(&ip)) => {
                 Err(UrlRefused::Forbidden(format!(
                     "webhook host '{host}' is {ip}, a {kind} address, which webhooks may not reach; \
-                 use a receiver's public address, or allow it with --webhook-allow \
-                 (MEDIAHOST_WEBHOOK_ALLOW)"
+                     use a receiver's public address, or allow it with --webhook-allow \
+                     (MEDIAHOST_WEBHOOK_ALLOW)"
                 )))
             }
             _ => Ok(()),
@@ -172,11 +173,20 @@ fn forbidden(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// How long a webhook host's name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn resolve(name: &str, port: u16) -> Result<Vec<SocketAddr>, UrlRefused> {
-    tokio::net::lookup_host((name, port))
-        .await
-        .map(Iterator::collect)
-        .map_err(|e| UrlRefused::Unresolved(format!("webhook host '{name}' does not resolve: {e}")))
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, port))).await {
+        Ok(Ok(addrs)) => Ok(addrs.collect()),
+        Ok(Err(e)) => Err(UrlRefused::Unresolved(format!(
+            "webhook host '{name}' does not resolve: {e}"
+        ))),
+        Err(_) => Err(UrlRefused::Unresolved(format!(
+            "webhook host '{name}' did not resolve within {} s",
+            RESOLVE_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 /// The HTTP client's resolver: every name a delivery connects to is resolved and checked here,

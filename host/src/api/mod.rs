@@ -20,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -95,10 +95,7 @@ pub fn router(state: SharedState) -> Router {
             "/v1/presets",
             post(presets::publish).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
         )
-        .route(
-            "/v1/presets/{name}/{version}",
-            axum::routing::delete(presets::yank),
-        )
+        .route("/v1/presets/{name}/{version}", delete(presets::yank))
         .route_layer(from_fn_with_state(state.clone(), serve::between_chunks));
     Router::new()
         .route("/healthz", get(healthz))
