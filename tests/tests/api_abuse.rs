@@ -492,6 +492,40 @@ async fn slow_clients_are_cut_off_within_the_request_timeout() {
         closed,
     );
 
+    // A slow upload that keeps sending is not cut off: the timeout is between chunks.
+    let upload: Value = client
+        .http()
+        .post(client.url("/v1/uploads"))
+        .json(&json!({"filename": "steady.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = upload["upload_url"].as_str().unwrap();
+    let path = url.split_once("//").unwrap().1.split_once('/').unwrap().1;
+    let addr = host.base_url().trim_start_matches("http://").to_owned();
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let chunks = REQUEST_TIMEOUT_S as usize * 3;
+    let head =
+        format!("PUT /{path} HTTP/1.1\r\nHost: mediahost\r\ncontent-length: {chunks}\r\n\r\n");
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for _ in 0..chunks {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        socket.write_all(b"x").await.unwrap();
+    }
+    let mut answer = [0u8; 12];
+    socket.read_exact(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(answer, "HTTP/1.1 201", "a steady slow upload was refused");
+    row(
+        "upload sending a byte every 0.5 s, past the timeout",
+        "stored",
+        started.elapsed(),
+    );
+
     ordinary_job(&client, &input).await;
 }
 
