@@ -151,7 +151,9 @@ impl ErrorCode {
             Self::InputUnreadable => "An input is not readable media",
             Self::JobNotFound => "No job with that id",
             Self::UploadInvalid => "The upload request is invalid",
-            Self::Unauthorized => "This endpoint needs the admin token",
+            Self::Unauthorized => {
+                "This endpoint needs a valid bearer token (the admin token or an API token)"
+            }
             Self::PresetInvalid => "The component is not a usable preset",
             Self::PresetInterfaceUnsupported => {
                 "The component targets an interface version this host does not support"

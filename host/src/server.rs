@@ -96,6 +96,10 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
 
+    let webhook_policy = Arc::new(
+        crate::webhook::UrlPolicy::parse(opts.webhook_allow.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?,
+    );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![catalog.spawn_sync(opts.preset_reconcile(), shutdown_rx.clone())];
     let scratch_root = opts.data_dir.join("scratch");
@@ -115,7 +119,8 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             queue: queue.clone(),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
             child_cpu: crate::metrics::ChildCpu::default(),
-            outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix),
+            outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix)
+                .with_policy(webhook_policy.clone()),
             webhook_secrets: webhook_secrets(&opts)?,
             max_running: opts.max_running,
             retry: crate::worker::RetryPolicy {
@@ -132,6 +137,8 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     }
 
     if role != Role::Worker {
+        let admin_token =
+            crate::secret::admin_token(opts.admin_token.as_deref(), &opts.admin_token_file())?;
         let state = Arc::new(AppState {
             catalog,
             runtime,
@@ -141,30 +148,33 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             max_upload_bytes: opts.max_upload_mib.saturating_mul(1 << 20),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
             outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix),
-            admin_token: crate::secret::admin_token(
-                opts.admin_token.as_deref(),
-                &opts.admin_token_file(),
-            )?,
+            api_tokens: api::ApiTokens::parse(opts.api_tokens.as_deref(), &admin_token),
+            admin_token,
             storage,
             jobs,
             queue,
             warnings,
             dry_runs: tokio::sync::Semaphore::new(opts.dry_run_concurrency.max(1)),
+            webhooks: webhook_policy,
+            event_streams: Arc::new(tokio::sync::Semaphore::new(opts.max_event_streams)),
+            max_event_streams: opts.max_event_streams,
+            request_timeout: Duration::from_secs(opts.request_timeout_s.max(1)),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
-        tracing::info!(listen = %opts.listen, "API listening");
-        let mut rx = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the API server stopped");
-            }
-        }));
+        tracing::info!(
+            listen = %opts.listen,
+            api_tokens = state.api_tokens.is_some(),
+            "API listening"
+        );
+        let timeout = state.request_timeout;
+        tasks.push(tokio::spawn(api::serve(
+            listener,
+            api::router(state),
+            timeout,
+            shutdown_rx.clone(),
+        )));
     }
 
     shutdown_signal().await;

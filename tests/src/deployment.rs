@@ -72,7 +72,10 @@ impl Deployment {
             &dir.path().join("data"),
             presets_dir,
         );
-        command.args(["--listen", &listen]).args(api_args);
+        command
+            .args(["--listen", &listen])
+            .args(webhook_allow_default(api_args))
+            .args(api_args);
         let api = Daemon::spawn("mediahost api", command, &dir.path().join("api.log"));
         let client = Client::new(base_url.clone(), api.log_path().to_owned(), vec![]);
         let started = Instant::now();
@@ -109,7 +112,8 @@ impl Deployment {
         self.dir.path().join("data")
     }
 
-    /// Starts a worker process named `name` (its log is `<name>.log`) with `args`.
+    /// Starts a worker process named `name` (its log is `<name>.log`) with `args` (and the
+    /// loopback webhook allowance of [`webhook_allow_default`] unless they set one).
     pub fn worker(&self, name: &str, args: &[&str]) -> Daemon {
         let mut command = command(
             "worker",
@@ -118,7 +122,7 @@ impl Deployment {
             &self.data_dir(),
             &self.presets_dir,
         );
-        command.args(args);
+        command.args(webhook_allow_default(args)).args(args);
         Daemon::spawn(name, command, &self.dir.path().join(format!("{name}.log")))
     }
 
@@ -135,6 +139,16 @@ impl Deployment {
         std::fs::read_dir(self.data_dir().join("scratch"))
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default()
+    }
+}
+
+/// `--webhook-allow 127.0.0.1/32`, where the tests' webhook receivers listen, unless `args`
+/// set `--webhook-allow` themselves (a host refuses loopback receivers by default).
+pub fn webhook_allow_default(args: &[&str]) -> &'static [&'static str] {
+    if args.contains(&"--webhook-allow") {
+        &[]
+    } else {
+        &["--webhook-allow", "127.0.0.1/32"]
     }
 }
 

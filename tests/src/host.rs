@@ -67,6 +67,8 @@ impl Host {
     }
 
     /// Like [`Host::start_with_presets`], with extra `mediahost serve` flags (budgets, limits).
+    /// Unless `args` set `--webhook-allow`, the host may deliver webhooks to 127.0.0.1 (the
+    /// tests' receivers listen there); pass `--webhook-allow ""` for a host that may not.
     pub fn start_with_args(
         storage: StorageKind,
         presets_dir: &Path,
@@ -99,6 +101,7 @@ impl Host {
                 .arg(&data_dir)
                 .arg("--presets-dir")
                 .arg(&presets_dir)
+                .args(crate::deployment::webhook_allow_default(args))
                 .args(args);
             // Only what the test sets may configure the host; the environment of whoever runs
             // the tests must not.

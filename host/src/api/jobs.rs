@@ -83,25 +83,36 @@ pub async fn submit(
     );
     job.priority = req.priority;
     job.max_attempts = state.max_attempts;
-    job.webhook = req.webhook.as_deref().map(check_webhook).transpose()?;
+    job.webhook = match req.webhook.as_deref() {
+        Some(url) => Some(check_webhook(&state, url).await?),
+        None => None,
+    };
     job.verbose = req.verbose;
     accept(&state, job, idempotency).await
 }
 
-/// A webhook URL must be absolute http(s), at most 2 KiB.
-fn check_webhook(url: &str) -> Result<String, ApiError> {
-    let parsed = reqwest::Url::parse(url).ok().filter(|u| {
-        matches!(u.scheme(), "http" | "https") && u.host().is_some() && url.len() <= 2048
-    });
-    parsed.map(|u| u.to_string()).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::RequestMalformed,
-            format!(
-                "webhook '{url}' is not an absolute http:// or https:// URL of at most 2048 bytes"
-            ),
-        )
-        .with("param", "webhook")
-    })
+/// A webhook URL must be absolute http(s), at most 2 KiB, and reach only addresses the host's
+/// webhook policy allows (`422 WEBHOOK_URL_INVALID` otherwise).
+async fn check_webhook(state: &SharedState, url: &str) -> Result<String, ApiError> {
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host().is_some() && url.len() <= 2048
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RequestMalformed,
+                format!(
+                    "webhook '{url}' is not an absolute http:// or https:// URL of at most 2048 \
+                     bytes"
+                ),
+            )
+            .with("param", "webhook")
+        })?;
+    state.webhooks.check(&parsed).await.map_err(|e| {
+        ApiError::new(ErrorCode::WebhookUrlInvalid, e.to_string()).with("param", "webhook")
+    })?;
+    Ok(parsed.to_string())
 }
 
 /// The `Idempotency-Key` header, if any, as (Redis key, SHA-256 of the body).
@@ -486,16 +497,31 @@ pub async fn list(
 }
 
 /// `GET /v1/jobs/{id}/events`: server-sent events, one per change of state or progress, ending
-/// after the terminal state.
+/// after the terminal state. At most `--max-event-streams` are open at once; the stream holds
+/// its permit until it ends or its client goes away.
 pub async fn events(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let permit = state
+        .event_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::HostOverloaded,
+                format!(
+                    "{} job event streams are open on this host, its limit (--max-event-streams); \
+                 retry later, or poll GET /v1/jobs/{id}",
+                    state.max_event_streams
+                ),
+            )
+        })?;
     let first = load(&state, &id).await?;
     let jobs = state.jobs.clone();
     let stream = futures::stream::unfold(
-        (Some(first), None::<(JobState, u32, f64)>),
-        move |(next, last)| {
+        (Some(first), None::<(JobState, u32, f64)>, permit),
+        move |(next, last, permit)| {
             let jobs = jobs.clone();
             async move {
                 let mut job = next?;
@@ -520,7 +546,7 @@ pub async fn events(
                         } else {
                             Some(job.clone())
                         };
-                        return Some((Ok(event), (after, Some(now))));
+                        return Some((Ok(event), (after, Some(now), permit)));
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     job = match jobs.get(&job.id).await {

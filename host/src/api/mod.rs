@@ -1,16 +1,26 @@
 //! The HTTP API (axum): thin handlers over the registry, the job store, the queue and storage.
+//!
+//! Which routes need what: the job API (jobs, uploads, preset listings, dry runs) needs an API
+//! token when `--api-tokens` is set; publishing and yanking need the admin token; the signed
+//! object URLs carry their own signature; `/healthz`, `/readyz` and `/metrics` are open.
 
+mod auth;
 mod jobs;
 mod objects;
 mod presets;
+mod serve;
 mod uploads;
+
+pub use auth::ApiTokens;
+pub use serve::serve;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -48,40 +58,55 @@ pub struct AppState {
     pub warnings: Vec<String>,
     /// Dry runs (probing their inputs and the preset call) running at once in this process.
     pub dry_runs: tokio::sync::Semaphore,
+    /// The tokens the job API needs (`--api-tokens`); `None`: it is open.
+    pub api_tokens: Option<ApiTokens>,
+    /// Which webhook URLs a job may name (`--webhook-allow`).
+    pub webhooks: Arc<crate::webhook::UrlPolicy>,
+    /// One permit per open job event stream (`--max-event-streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    pub max_event_streams: usize,
+    /// How long a client has for a request's headers, then its body (`--request-timeout-s`).
+    pub request_timeout: Duration,
 }
 
 pub type SharedState = Arc<AppState>;
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let job_api = Router::new()
         .route("/v1/uploads", post(uploads::create))
-        .route(
-            "/v1/objects/{*key}",
-            put(objects::put_object)
-                .get(objects::get_object)
-                .layer(DefaultBodyLimit::disable()),
-        )
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/replay", post(jobs::replay))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/presets", get(presets::list))
+        .route("/v1/presets/{name}", get(presets::show))
+        .route("/v1/presets/{name}/{version}", get(presets::show_version))
+        .route("/v1/presets/{name}/{version}/plan", post(presets::dry_run))
+        .route_layer(from_fn_with_state(state.clone(), serve::whole_body))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_api_token));
+    // Routes with authorization of their own (the admin token, a URL's signature), whose
+    // bodies are uploads.
+    let own_auth = Router::new()
+        .route(
+            "/v1/objects/{*key}",
+            put(objects::put_object)
+                .get(objects::get_object)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/v1/presets",
-            get(presets::list)
-                .post(presets::publish)
-                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+            post(presets::publish).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
         )
-        .route("/v1/presets/{name}", get(presets::show))
-        .route(
-            "/v1/presets/{name}/{version}",
-            get(presets::show_version).delete(presets::yank),
-        )
-        .route("/v1/presets/{name}/{version}/plan", post(presets::dry_run))
+        .route("/v1/presets/{name}/{version}", delete(presets::yank))
+        .route_layer(from_fn_with_state(state.clone(), serve::between_chunks));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(job_api)
+        .merge(own_auth)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(state)
