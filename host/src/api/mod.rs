@@ -38,7 +38,8 @@ pub struct AppState {
     /// Attempts a job gets before a retryable failure makes it DEAD.
     pub max_attempts: u32,
     pub metrics: Metrics,
-    pub outbox: crate::webhook::Outbox,
+    /// Every change of a job's state (accept, cancel).
+    pub lifecycle: crate::lifecycle::Lifecycle,
     pub storage: Arc<Storage>,
     pub jobs: JobStore,
     pub queue: Queue,
