@@ -51,7 +51,10 @@ async fn redis_server() -> Server {
         {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Server {
@@ -163,13 +166,23 @@ async fn a_cancelled_job_cannot_be_completed() {
         f.lifecycle.cancel(&job.id).await.unwrap(),
         Some(Cancel::Requested(_))
     ));
-    assert!(f.lifecycle.finish(&held, Ending::Cancelled).await.unwrap().is_ok());
+    assert!(
+        f.lifecycle
+            .finish(&held, Ending::Cancelled)
+            .await
+            .unwrap()
+            .is_ok()
+    );
     let refused = f.lifecycle.finish(&held, completed()).await.unwrap();
     assert_eq!(refused.unwrap_err(), "CANCELLED");
     let stored = f.state(&job).await;
     assert_eq!(stored.state, JobState::Cancelled);
     assert!(stored.outputs.is_empty());
-    assert_eq!(f.events().await, 1, "one job.cancelled event, written with the state");
+    assert_eq!(
+        f.events().await,
+        1,
+        "one job.cancelled event, written with the state"
+    );
 }
 
 #[tokio::test]
@@ -197,8 +210,20 @@ async fn a_job_held_by_another_worker_cannot_be_started_or_finished_by_this_one(
     // The holder's own outcome for an attempt that is not the current one is refused too.
     stolen.consumer = "worker-a".into();
     stolen.job.attempts += 1;
-    assert!(f.lifecycle.finish(&stolen, completed()).await.unwrap().is_err());
-    assert!(f.lifecycle.finish(&held, completed()).await.unwrap().is_ok());
+    assert!(
+        f.lifecycle
+            .finish(&stolen, completed())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    assert!(
+        f.lifecycle
+            .finish(&held, completed())
+            .await
+            .unwrap()
+            .is_ok()
+    );
     assert_eq!(f.state(&job).await.state, JobState::Completed);
 }
 
@@ -207,7 +232,13 @@ async fn a_completed_job_cannot_be_cancelled() {
     let mut f = fixture().await;
     let job = f.accepted().await;
     let held = f.started("worker-a").await;
-    assert!(f.lifecycle.finish(&held, completed()).await.unwrap().is_ok());
+    assert!(
+        f.lifecycle
+            .finish(&held, completed())
+            .await
+            .unwrap()
+            .is_ok()
+    );
     assert!(matches!(
         f.lifecycle.cancel(&job.id).await.unwrap(),
         Some(Cancel::Refused(JobState::Completed))
@@ -238,7 +269,10 @@ async fn a_pending_cancel_writes_its_event_with_the_state_and_the_entry_is_dropp
     let stored = f.state(&job).await;
     assert_eq!((stored.state, stored.attempts), (JobState::Cancelled, 0));
     let (depths, _) = f.queue.depth(&mut f.conn).await.unwrap();
-    assert!(depths.iter().all(|(_, n)| *n == 0), "the entry is acknowledged: {depths:?}");
+    assert!(
+        depths.iter().all(|(_, n)| *n == 0),
+        "the entry is acknowledged: {depths:?}"
+    );
 }
 
 #[tokio::test]
@@ -266,7 +300,11 @@ async fn a_retryable_failure_is_scheduled_and_the_last_one_is_dead() {
         let held = f.started("worker-a").await;
         assert_eq!(held.job.attempts, attempt);
         let error = JobError::new(ErrorCode::StorageFailed, "download", "storage down");
-        let after = f.lifecycle.finish(&held, Ending::Failed(error)).await.unwrap();
+        let after = f
+            .lifecycle
+            .finish(&held, Ending::Failed(error))
+            .await
+            .unwrap();
         let after = after.unwrap();
         if attempt < job.max_attempts {
             assert_eq!(after.state, JobState::Pending);
@@ -295,11 +333,25 @@ async fn progress_is_merged_on_read_without_rewriting_the_record() {
     let job = f.accepted().await;
     let held = f.started("worker-a").await;
     let before = f.raw(&job).await;
-    f.lifecycle.progress(&job.id, "worker-a", 0.4321).await.unwrap();
-    f.lifecycle.progress(&job.id, "worker-b", 0.9).await.unwrap();
+    f.lifecycle
+        .progress(&job.id, "worker-a", 0.4321)
+        .await
+        .unwrap();
+    f.lifecycle
+        .progress(&job.id, "worker-b", 0.9)
+        .await
+        .unwrap();
     assert_eq!(f.raw(&job).await, before);
-    assert_eq!(f.state(&job).await.progress, 0.43, "only the holder's progress counts");
-    f.lifecycle.finish(&held, completed()).await.unwrap().unwrap();
+    assert_eq!(
+        f.state(&job).await.progress,
+        0.43,
+        "only the holder's progress counts"
+    );
+    f.lifecycle
+        .finish(&held, completed())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(f.state(&job).await.progress, 1.0);
 }
 
@@ -309,13 +361,22 @@ async fn the_job_log_is_capped_per_line_and_per_job() {
     let id = Uuid::new_v4();
     f.jobs.log(&id, "ffmpeg", "x".repeat(100_000)).await;
     let first = &f.jobs.logs(&id).await.unwrap()[0];
-    assert!(first.message.len() < 16 * 1024 + 64, "{}", first.message.len());
+    assert!(
+        first.message.len() < 16 * 1024 + 64,
+        "{}",
+        first.message.len()
+    );
     for _ in 0..3000 {
         f.jobs.log(&id, "preset", "").await;
     }
     let logs = f.jobs.logs(&id).await.unwrap();
     assert_eq!(logs.len(), crate::job::LOG_LINES, "empty lines count");
-    assert!(logs.last().unwrap().message.starts_with("log limit reached"));
+    assert!(
+        logs.last()
+            .unwrap()
+            .message
+            .starts_with("log limit reached")
+    );
 
     let big = Uuid::new_v4();
     for _ in 0..200 {
@@ -325,5 +386,10 @@ async fn the_job_log_is_capped_per_line_and_per_job() {
     let bytes: usize = logs.iter().map(|l| l.message.len()).sum();
     assert!(bytes <= crate::job::LOG_BYTES, "{bytes}");
     assert!(logs.len() < 100);
-    assert!(logs.last().unwrap().message.starts_with("log limit reached"));
+    assert!(
+        logs.last()
+            .unwrap()
+            .message
+            .starts_with("log limit reached")
+    );
 }

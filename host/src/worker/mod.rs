@@ -297,10 +297,9 @@ impl Worker {
                     let _ = shutdown.wait_for(|stop| *stop).await;
                     tokio::time::sleep(grace).await;
                 };
-                // Every way but the first stops the task: dropping it kills ffmpeg
-                // (kill_on_drop) and removes scratch.
-                let ending = tokio::select! {
-                    joined = &mut handle => match joined {
+                // `Ok`: the task is stopped, which kills ffmpeg (kill_on_drop) and removes scratch.
+                let stopped = tokio::select! {
+                    joined = &mut handle => Err(match joined {
                         Ok(Ok(done)) => Ending::Completed {
                             outputs: done.outputs,
                             report: done.report,
@@ -312,9 +311,9 @@ impl Worker {
                             "worker",
                             format!("the job's task failed: {e}"),
                         )),
-                    },
-                    () = wait_for_cancel(&self.lifecycle, job.id) => Ending::Cancelled,
-                    () = tokio::time::sleep_until(deadline) => Ending::Failed(JobError::new(
+                    }),
+                    () = wait_for_cancel(&self.lifecycle, job.id) => Ok(Ending::Cancelled),
+                    () = tokio::time::sleep_until(deadline) => Ok(Ending::Failed(JobError::new(
                         ErrorCode::JobTimeout,
                         "worker",
                         format!(
@@ -322,14 +321,17 @@ impl Worker {
                              stopped. Split the input or ask the operator for a larger budget",
                             self.job_timeout.as_secs()
                         ),
-                    )),
-                    () = stopping => Ending::HandedBack,
+                    ))),
+                    () = stopping => Ok(Ending::HandedBack),
                 };
-                if !handle.is_finished() {
-                    handle.abort();
+                match stopped {
+                    Ok(ending) => {
+                        handle.abort();
+                        let _ = handle.await;
+                        ending
+                    }
+                    Err(finished) => finished,
                 }
-                let _ = handle.await;
-                ending
             }
         };
         progress.abort();
