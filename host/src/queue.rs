@@ -199,6 +199,20 @@ impl Queue {
             .map(|_| ())
     }
 
+    /// Gives back an entry this worker read but will not start (it is stopping): the job goes to
+    /// the end of its stream at once, for another worker.
+    pub async fn give_back(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        delivery: &Delivery,
+    ) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.enqueue_into(&mut pipe, &delivery.job_id, delivery.priority);
+        self.ack_into(&mut pipe, delivery);
+        pipe.query_async(conn).await
+    }
+
     /// Adds acknowledging and removing a delivery's entry to a pipeline.
     fn ack_into(&self, pipe: &mut redis::Pipeline, delivery: &Delivery) {
         let stream = self.stream(delivery.priority);

@@ -156,6 +156,10 @@ impl Worker {
                 }
             }
             let next = match self.queue.next(c, &consumer, Duration::from_secs(2)).await {
+                // Read while the stop signal arrived: not started, so not this worker's to run.
+                Ok(Some(delivery)) if *shutdown.borrow() => {
+                    self.queue.give_back(c, &delivery).await
+                }
                 Ok(Some(delivery)) => {
                     self.handle(c, &consumer, delivery, shutdown.clone()).await;
                     Ok(())
