@@ -1,7 +1,10 @@
 //! The job record: what was asked, what happened, and where the results are.
 //!
-//! Records live in Redis as JSON under `<prefix>:job:<id>`; the job's log is a Redis list beside
-//! it. The record is written whole on every transition, so readers never see half of one.
+//! Records live in Redis as JSON (keys in `lifecycle::keys`); the job's log is a Redis list beside
+//! it. The record is written whole by each lifecycle transition, so readers never see half of one;
+//! a running attempt's progress lives beside it and is merged in when the record is read.
+//!
+//! Not here: changing a job's state (`lifecycle`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -13,6 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::{ErrorCode, JobError};
+use crate::lifecycle::Keys;
 
 fn default_max_attempts() -> u32 {
     3
@@ -257,93 +261,51 @@ pub struct LogEntry {
     pub message: String,
 }
 
-/// Reads and writes job records.
+/// Reads job records and logs, and appends to logs.
 #[derive(Clone)]
 pub struct JobStore {
     redis: redis::aio::ConnectionManager,
-    prefix: String,
+    keys: Keys,
 }
 
 /// How long finished job records and logs are kept.
 pub const RECORD_TTL_S: i64 = 30 * 24 * 3600;
-/// The most log lines kept per job.
-const LOG_LINES: isize = 2000;
+/// The most bytes of one log line's message; a longer one is cut.
+pub const LOG_LINE_BYTES: usize = 16 * 1024;
+/// The most log lines of one job (an empty line counts too), over all its attempts.
+pub const LOG_LINES: usize = 2000;
+/// The most bytes of one job's log.
+pub const LOG_BYTES: usize = 1 << 20;
 
 impl JobStore {
     pub fn new(redis: redis::aio::ConnectionManager, prefix: &str) -> Self {
         Self {
             redis,
-            prefix: prefix.to_owned(),
+            keys: Keys::new(prefix),
         }
-    }
-
-    pub fn key(&self, id: &Uuid) -> String {
-        format!("{}:job:{id}", self.prefix)
-    }
-
-    fn log_key(&self, id: &Uuid) -> String {
-        format!("{}:job:{id}:log", self.prefix)
     }
 
     pub fn connection(&self) -> redis::aio::ConnectionManager {
         self.redis.clone()
     }
 
+    /// The record, with a running attempt's progress merged in.
     pub async fn get(&self, id: &Uuid) -> redis::RedisResult<Option<Job>> {
-        let raw: Option<String> = self.redis.clone().get(self.key(id)).await?;
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
-    }
-
-    /// The record and its exact stored text, for [`JobStore::replace`].
-    pub async fn get_raw(&self, id: &Uuid) -> redis::RedisResult<Option<(Job, String)>> {
-        let raw: Option<String> = self.redis.clone().get(self.key(id)).await?;
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok().map(|j| (j, r))))
-    }
-
-    /// Writes `job` only if the stored record is still exactly `expected`: a state change that
-    /// must not overwrite a concurrent one (a cancel against a worker starting the job).
-    pub async fn replace(&self, job: &Job, expected: &str) -> redis::RedisResult<bool> {
-        let body = serde_json::to_string(job).expect("job records serialize");
-        let ttl = if job.state.is_terminal() {
-            RECORD_TTL_S
-        } else {
-            0
-        };
-        let swapped: i64 = redis::Script::new(
-            r"
-            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-            if tonumber(ARGV[3]) > 0 then
-                redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-            else
-                redis.call('SET', KEYS[1], ARGV[2])
-            end
-            return 1",
-        )
-        .key(self.key(&job.id))
-        .arg(expected)
-        .arg(body)
-        .arg(ttl)
-        .invoke_async(&mut self.redis.clone())
-        .await?;
-        Ok(swapped == 1)
-    }
-
-    /// Adds writing the record to a pipeline (a finished record expires after 30 days).
-    pub fn put_into(&self, pipe: &mut redis::Pipeline, job: &Job) {
-        let body = serde_json::to_string(job).expect("job records serialize");
-        if job.state.is_terminal() {
-            pipe.set_ex(self.key(&job.id), body, RECORD_TTL_S as u64)
-                .ignore()
-                .expire(self.log_key(&job.id), RECORD_TTL_S)
-                .ignore();
-        } else {
-            pipe.set(self.key(&job.id), body).ignore();
-        }
-    }
-
-    /// The sorted set of job ids by creation time, for listing.
-    pub fn index_key(&self) -> String {
-        format!("{}:jobs", self.prefix)
+        let (raw, progress): (Option<String>, Option<f64>) = redis::pipe()
+            .get(self.keys.job(id))
+            .hget(self.keys.live(id), "progress")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(raw
+            .and_then(|r| serde_json::from_str::<Job>(&r).ok())
+            .map(|mut job| {
+                if job.state == JobState::Processing
+                    && let Some(p) = progress
+                {
+                    job.progress = p;
+                }
+                job
+            }))
     }
 
     /// Up to `count` jobs created at or before `before_ms`, newest first, skipping those at
@@ -361,7 +323,7 @@ impl JobStore {
             before_ms.to_string()
         };
         let ids: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(self.index_key())
+            .arg(self.keys.index())
             .arg(max)
             .arg("-inf")
             .arg("BYSCORE")
@@ -372,19 +334,17 @@ impl JobStore {
             .arg("WITHSCORES")
             .query_async(&mut conn)
             .await?;
-        let ids: Vec<(u64, String)> = ids
+        let ids: Vec<(u64, Uuid)> = ids
             .into_iter()
             .map(|(id, ms)| (ms as u64, id))
             .filter(|(ms, id)| !(*ms == before_ms && before_id.is_some_and(|b| id.as_str() >= b)))
+            .filter_map(|(ms, id)| Some((ms, id.parse().ok()?)))
             .take(count)
             .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|(_, id)| format!("{}:job:{id}", self.prefix))
-            .collect();
+        let keys: Vec<String> = ids.iter().map(|(_, id)| self.keys.job(id)).collect();
         let raw: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
         Ok(ids
             .into_iter()
@@ -393,74 +353,64 @@ impl JobStore {
             .collect())
     }
 
-    /// Where an `Idempotency-Key` (by its SHA-256) remembers the job it created.
-    pub fn idempotency_key(&self, key_sha256: &str) -> String {
-        format!("{}:idem:{key_sha256}", self.prefix)
-    }
-
-    fn cancel_key(&self, id: &Uuid) -> String {
-        format!("{}:job:{id}:cancel", self.prefix)
-    }
-
-    /// Asks the worker running the job to stop it.
-    pub async fn request_cancel(&self, id: &Uuid) -> redis::RedisResult<()> {
-        self.redis
-            .clone()
-            .set_ex(self.cancel_key(id), 1, RECORD_TTL_S as u64)
-            .await
-    }
-
-    /// Returns once a cancel of the job has been requested (checked every 250 ms).
-    pub async fn wait_for_cancel(&self, id: &Uuid) {
-        let key = self.cancel_key(id);
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let asked: redis::RedisResult<bool> = self.redis.clone().exists(&key).await;
-            if asked.unwrap_or(false) {
-                return;
-            }
-        }
-    }
-
-    pub async fn put(&self, job: &Job) -> redis::RedisResult<()> {
-        let body = serde_json::to_string(job).expect("job records serialize");
-        let mut conn = self.redis.clone();
-        if job.state.is_terminal() {
-            let _: () = conn
-                .set_ex(self.key(&job.id), body, RECORD_TTL_S as u64)
-                .await?;
-            let _: () = conn.expire(self.log_key(&job.id), RECORD_TTL_S).await?;
-        } else {
-            let _: () = conn.set(self.key(&job.id), body).await?;
-        }
-        Ok(())
-    }
-
+    /// Appends a line to the job's log, within the job's log budget.
     pub async fn log(&self, id: &Uuid, source: &str, message: impl Into<String>) {
-        let entry = LogEntry {
-            at: now_rfc3339(),
-            source: source.to_owned(),
-            message: message.into(),
-        };
-        let line = serde_json::to_string(&entry).expect("log entries serialize");
-        let key = self.log_key(id);
-        let result: redis::RedisResult<()> = redis::pipe()
-            .rpush(&key, line)
-            .ignore()
-            .ltrim(&key, -LOG_LINES, -1)
-            .ignore()
-            .query_async(&mut self.redis.clone())
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(job = %id, error = %e, "could not append to the job log");
-        }
+        append_log(&self.redis, &self.keys, id, source, message.into()).await;
     }
 
     pub async fn logs(&self, id: &Uuid) -> redis::RedisResult<Vec<LogEntry>> {
-        let raw: Vec<String> = self.redis.clone().lrange(self.log_key(id), 0, -1).await?;
+        let raw: Vec<String> = self.redis.clone().lrange(self.keys.log(id), 0, -1).await?;
         Ok(raw
             .iter()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect())
+    }
+}
+
+/// One log line, cut to [`LOG_LINE_BYTES`]; past the job's budget ([`LOG_LINES`] lines or
+/// [`LOG_BYTES`]) one "log limit reached" line ends the log.
+pub(crate) async fn append_log(
+    redis: &redis::aio::ConnectionManager,
+    keys: &Keys,
+    id: &Uuid,
+    source: &str,
+    mut message: String,
+) {
+    if message.len() > LOG_LINE_BYTES {
+        let mut cut = LOG_LINE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(" [line cut at 16 KiB]");
+    }
+    let line = |source: &str, message: String| {
+        serde_json::to_string(&LogEntry {
+            at: now_rfc3339(),
+            source: source.to_owned(),
+            message,
+        })
+        .expect("log entries serialize")
+    };
+    let entry = line(source, message);
+    let limit = line(
+        "host",
+        format!(
+            "log limit reached ({LOG_LINES} lines or {} MiB); later lines are not kept",
+            LOG_BYTES >> 20
+        ),
+    );
+    let appended: redis::RedisResult<i64> = crate::lifecycle::LOG
+        .key(keys.log(id))
+        .key(keys.log_usage(id))
+        .arg(&entry)
+        .arg(entry.len())
+        .arg(LOG_LINES)
+        .arg(LOG_BYTES)
+        .arg(limit)
+        .invoke_async(&mut redis.clone())
+        .await;
+    if let Err(e) = appended {
+        tracing::warn!(job = %id, error = %e, "could not append to the job log");
     }
 }

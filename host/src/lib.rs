@@ -1,6 +1,7 @@
 //! mediahost: FFmpeg media jobs from versioned presets that are sandboxed WebAssembly components.
 //!
-//! Follow one job: [`api`] accepts it, [`queue`] holds it, [`worker`] runs it through
+//! Follow one job: [`api`] accepts it through the [`lifecycle`], which owns every change of its
+//! state; [`queue`] holds it, [`worker`] runs it through
 //! [`media::probe`], the [`preset`] sandbox, [`plan::validate`] and [`ffmpeg::render`], and
 //! [`storage`] keeps its inputs and outputs. [`error`] is the one taxonomy of failures.
 
@@ -10,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod ffmpeg;
 pub mod job;
+pub mod lifecycle;
 pub mod media;
 pub mod metrics;
 pub mod plan;

@@ -4,6 +4,8 @@
 //! value: the count), mostly in the same transaction that records the job's transition, so the
 //! API process can serve totals for the whole deployment at `GET /metrics`. Queue depths are read
 //! live. Labels are preset names, versions, states and error codes: all from closed alphabets.
+//!
+//! Not here: when a job's counters are written (inside its `lifecycle` transition).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,18 +23,27 @@ pub struct Metrics {
 
 /// What one call of [`Metrics::job_event_into`] records.
 pub enum Event<'a> {
+    /// A job was accepted.
+    Accepted,
     /// The job started an attempt after waiting this long.
     Started { wait_s: f64 },
     /// The job reached `job.state` (terminal, or PENDING for a retry) after running this long.
     Ended { job: &'a Job, run_s: f64 },
+    /// The job ended without running (cancelled while pending).
+    Withdrawn { job: &'a Job },
 }
 
 impl Metrics {
     pub fn new(redis: redis::aio::ConnectionManager, prefix: &str) -> Self {
         Self {
             redis,
-            key: format!("{prefix}:metrics"),
+            key: crate::lifecycle::Keys::new(prefix).metrics(),
         }
+    }
+
+    /// Adds to one counter in a pipeline (the one storing a transition).
+    pub fn count_into(&self, pipe: &mut redis::Pipeline, series: &str, by: f64) {
+        self.incr(pipe, series.to_owned(), by);
     }
 
     fn incr(&self, pipe: &mut redis::Pipeline, series: String, by: f64) {
@@ -46,6 +57,17 @@ impl Metrics {
     /// Adds the counters of a job event to a pipeline (the one storing the transition).
     pub fn job_event_into(&self, pipe: &mut redis::Pipeline, event: Event<'_>) {
         match event {
+            Event::Accepted => self.incr(pipe, "mediahost_jobs_accepted_total".into(), 1.0),
+            Event::Withdrawn { job } => self.incr(
+                pipe,
+                format!(
+                    "mediahost_jobs_finished_total{{state=\"{}\",preset=\"{}\",version=\"{}\"}}",
+                    job.state.as_str(),
+                    job.preset.name,
+                    job.preset.version
+                ),
+                1.0,
+            ),
             Event::Started { wait_s } => {
                 self.incr(pipe, "mediahost_job_wait_seconds_sum".into(), wait_s);
                 self.incr(pipe, "mediahost_job_wait_seconds_count".into(), 1.0);
@@ -85,15 +107,6 @@ impl Metrics {
                     );
                 }
             }
-        }
-    }
-
-    /// Records a job event on its own (not part of a transition's transaction).
-    pub async fn record(&self, event: Event<'_>) {
-        let mut pipe = redis::pipe();
-        self.job_event_into(&mut pipe, event);
-        if let Err(e) = pipe.query_async::<()>(&mut self.redis.clone()).await {
-            tracing::debug!(error = %e, "could not update job metrics");
         }
     }
 

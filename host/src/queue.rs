@@ -6,8 +6,11 @@
 //! transaction). A worker renews its claim while it works; an entry whose holder stopped renewing
 //! (a crashed or killed worker) is claimed by another worker after `reclaim_after`.
 //!
-//! Workers take high before normal before low, FIFO within one. A retry waits in
-//! `<prefix>:delayed` (scored by when it is due) until a worker moves it back to its stream.
+//! Workers take high before normal before low, FIFO within one. A retry waits in a sorted set
+//! (scored by when it is due) until a worker moves it back to its stream.
+//!
+//! Not here: putting a job in the queue, acknowledging it or scheduling its retry: each is part
+//! of a lifecycle transition (`lifecycle`).
 
 use std::time::Duration;
 
@@ -16,8 +19,8 @@ use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
 use crate::job::Priority;
-
-const GROUP: &str = "workers";
+use crate::lifecycle::Keys;
+use crate::lifecycle::keys::GROUP;
 
 /// A job handed to this worker, with the stream entry that must be acknowledged.
 #[derive(Debug, Clone)]
@@ -31,29 +34,20 @@ pub struct Delivery {
 
 #[derive(Clone)]
 pub struct Queue {
-    prefix: String,
+    keys: Keys,
     reclaim_after: Duration,
 }
 
 impl Queue {
     pub fn new(prefix: &str, reclaim_after: Duration) -> Self {
         Self {
-            prefix: prefix.to_owned(),
+            keys: Keys::new(prefix),
             reclaim_after,
         }
     }
 
-    /// The stream of a priority. Normal keeps the name of the single stream of earlier versions,
-    /// so entries queued before an upgrade are still taken.
-    pub fn stream(&self, priority: Priority) -> String {
-        match priority {
-            Priority::Normal => format!("{}:queue", self.prefix),
-            other => format!("{}:queue:{}", self.prefix, other.as_str()),
-        }
-    }
-
-    fn delayed(&self) -> String {
-        format!("{}:delayed", self.prefix)
+    fn stream(&self, priority: Priority) -> String {
+        self.keys.stream(priority)
     }
 
     fn priority_of(&self, stream: &str) -> Option<Priority> {
@@ -88,8 +82,8 @@ impl Queue {
         Ok(())
     }
 
-    /// Adds the enqueue command to a pipeline (so a job record and its entry land together).
-    pub fn enqueue_into(&self, pipe: &mut redis::Pipeline, job_id: &Uuid, priority: Priority) {
+    /// Adds queueing a job again to a pipeline (an entry read together with a higher one).
+    fn enqueue_into(&self, pipe: &mut redis::Pipeline, job_id: &Uuid, priority: Priority) {
         pipe.cmd("XADD")
             .arg(self.stream(priority))
             .arg("*")
@@ -205,8 +199,22 @@ impl Queue {
             .map(|_| ())
     }
 
+    /// Gives back an entry this worker read but will not start (it is stopping): the job goes to
+    /// the end of its stream at once, for another worker.
+    pub async fn give_back(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        delivery: &Delivery,
+    ) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.enqueue_into(&mut pipe, &delivery.job_id, delivery.priority);
+        self.ack_into(&mut pipe, delivery);
+        pipe.query_async(conn).await
+    }
+
     /// Adds acknowledging and removing a delivery's entry to a pipeline.
-    pub fn ack_into(&self, pipe: &mut redis::Pipeline, delivery: &Delivery) {
+    fn ack_into(&self, pipe: &mut redis::Pipeline, delivery: &Delivery) {
         let stream = self.stream(delivery.priority);
         pipe.cmd("XACK")
             .arg(&stream)
@@ -219,77 +227,20 @@ impl Queue {
             .ignore();
     }
 
-    /// Acknowledges and removes a finished entry.
-    pub async fn ack(
-        &self,
-        conn: &mut impl redis::aio::ConnectionLike,
-        delivery: &Delivery,
-    ) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
-        self.ack_into(&mut pipe, delivery);
-        pipe.query_async(conn).await
-    }
-
-    /// Adds scheduling a retry, due at `due_unix_ms`, to a pipeline.
-    pub fn schedule_retry_into(
-        &self,
-        pipe: &mut redis::Pipeline,
-        job_id: &Uuid,
-        priority: Priority,
-        due_unix_ms: u64,
-    ) {
-        pipe.zadd(
-            self.delayed(),
-            format!("{}:{job_id}", priority.as_str()),
-            due_unix_ms,
-        )
-        .ignore();
-    }
-
-    /// Removes a scheduled retry (a cancelled job).
-    pub async fn unschedule(
-        &self,
-        conn: &mut impl redis::aio::ConnectionLike,
-        job_id: &Uuid,
-        priority: Priority,
-    ) -> redis::RedisResult<()> {
-        redis::cmd("ZREM")
-            .arg(self.delayed())
-            .arg(format!("{}:{job_id}", priority.as_str()))
-            .query_async::<i64>(conn)
-            .await
-            .map(|_| ())
-    }
-
     /// Moves retries that are due back to their streams, atomically (several workers run this).
     pub async fn promote_due(
         &self,
         conn: &mut impl redis::aio::ConnectionLike,
         now_unix_ms: u64,
     ) -> redis::RedisResult<u64> {
-        redis::Script::new(
-            r"
-            local streams = {high = KEYS[2], normal = KEYS[3], low = KEYS[4]}
-            local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
-            for _, member in ipairs(due) do
-                redis.call('ZREM', KEYS[1], member)
-                local sep = string.find(member, ':', 1, true)
-                local stream = streams[string.sub(member, 1, sep - 1)] or KEYS[3]
-                redis.call('XADD', stream, '*', 'job', string.sub(member, sep + 1))
-            end
-            return #due",
-        )
-        .key(self.delayed())
-        .key(self.stream(Priority::High))
-        .key(self.stream(Priority::Normal))
-        .key(self.stream(Priority::Low))
-        .arg(now_unix_ms)
-        .invoke_async(conn)
-        .await
-    }
-
-    fn running(&self) -> String {
-        format!("{}:running", self.prefix)
+        crate::lifecycle::PROMOTE
+            .key(self.keys.delayed())
+            .key(self.stream(Priority::High))
+            .key(self.stream(Priority::Normal))
+            .key(self.stream(Priority::Low))
+            .arg(now_unix_ms)
+            .invoke_async(conn)
+            .await
     }
 
     /// Takes (or renews) one of `limit` permits to run a job, shared by every worker process. A
@@ -301,23 +252,14 @@ impl Queue {
         limit: usize,
         now_unix_ms: u64,
     ) -> redis::RedisResult<bool> {
-        let granted: i64 = redis::Script::new(
-            r"
-            redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-            if redis.call('ZSCORE', KEYS[1], ARGV[3]) or
-               redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
-                redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-                return 1
-            end
-            return 0",
-        )
-        .key(self.running())
-        .arg(now_unix_ms)
-        .arg(now_unix_ms + self.reclaim_after.as_millis() as u64)
-        .arg(consumer)
-        .arg(limit)
-        .invoke_async(conn)
-        .await?;
+        let granted: i64 = crate::lifecycle::PERMIT
+            .key(self.keys.running())
+            .arg(now_unix_ms)
+            .arg(now_unix_ms + self.reclaim_after.as_millis() as u64)
+            .arg(consumer)
+            .arg(limit)
+            .invoke_async(conn)
+            .await?;
         Ok(granted == 1)
     }
 
@@ -327,7 +269,7 @@ impl Queue {
         consumer: &str,
     ) -> redis::RedisResult<()> {
         redis::cmd("ZREM")
-            .arg(self.running())
+            .arg(self.keys.running())
             .arg(consumer)
             .query_async::<i64>(conn)
             .await
@@ -343,7 +285,7 @@ impl Queue {
         for p in Priority::ALL {
             pipe.cmd("XLEN").arg(self.stream(p));
         }
-        pipe.cmd("ZCARD").arg(self.delayed());
+        pipe.cmd("ZCARD").arg(self.keys.delayed());
         let counts: Vec<u64> = pipe.query_async(conn).await?;
         let delayed = counts.last().copied().unwrap_or(0);
         Ok((Priority::ALL.into_iter().zip(counts).collect(), delayed))

@@ -9,6 +9,7 @@ use crate::api::{self, AppState};
 use crate::config::{Options, Role, StorageKind};
 use crate::ffmpeg::Tools;
 use crate::job::JobStore;
+use crate::lifecycle::{Lifecycle, RetryPolicy};
 use crate::preset::catalog::Catalog;
 use crate::preset::runtime::{Runtime, SandboxLimits};
 use crate::queue::Queue;
@@ -117,19 +118,26 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
                 keep_failed: Duration::from_secs(opts.keep_failed_s),
             }),
             queue: queue.clone(),
+            lifecycle: Lifecycle::new(
+                manager.clone(),
+                &opts.redis_prefix,
+                RetryPolicy {
+                    base: Duration::from_millis(opts.retry_base_ms.max(1)),
+                    max: Duration::from_secs(300),
+                },
+            ),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
             child_cpu: crate::metrics::ChildCpu::default(),
             outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix)
                 .with_policy(webhook_policy.clone()),
             webhook_secrets: webhook_secrets(&opts)?,
             max_running: opts.max_running,
-            retry: crate::worker::RetryPolicy {
-                base: Duration::from_millis(opts.retry_base_ms.max(1)),
-                max: Duration::from_secs(300),
-            },
             redis: client.clone(),
             concurrency: opts.concurrency.max(1),
             name: format!("{}-{}", hostname(), std::process::id()),
+            job_timeout: Duration::from_secs(opts.job_timeout_s.max(1)),
+            shutdown_grace: Duration::from_secs(opts.shutdown_grace_s),
+            scratch_locks: opts.data_dir.join("scratch-locks"),
         });
         let rx = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move { worker.run(rx).await }));
@@ -147,7 +155,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             max_attempts: opts.max_attempts.max(1),
             max_upload_bytes: opts.max_upload_mib.saturating_mul(1 << 20),
             metrics: crate::metrics::Metrics::new(manager.clone(), &opts.redis_prefix),
-            outbox: crate::webhook::Outbox::new(manager.clone(), &opts.redis_prefix),
+            lifecycle: Lifecycle::new(manager.clone(), &opts.redis_prefix, RetryPolicy::default()),
             api_tokens: api::ApiTokens::parse(opts.api_tokens.as_deref(), &admin_token),
             admin_token,
             storage,
@@ -178,7 +186,11 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     }
 
     shutdown_signal().await;
-    tracing::info!("shutting down: no new jobs are taken; running ones finish");
+    tracing::info!(
+        grace_s = opts.shutdown_grace_s,
+        "shutting down: no new jobs are taken; running ones get the grace period to finish, then \
+         are handed back to the queue"
+    );
     let _ = shutdown_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -31,7 +31,7 @@ use ipnet::IpNet;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use tokio::sync::Semaphore;
 
 use crate::job::{Job, JobState, unix_ms};
@@ -290,19 +290,15 @@ impl Outbox {
     }
 
     fn due_key(&self) -> String {
-        format!("{}:webhooks:due", self.prefix)
+        crate::lifecycle::Keys::new(&self.prefix).webhooks_due()
     }
 
     fn event_key(&self, id: &str) -> String {
-        format!("{}:webhooks:event:{id}", self.prefix)
+        crate::lifecycle::Keys::new(&self.prefix).webhook_event(id)
     }
 
     fn disabled_key(&self, url: &str) -> String {
-        format!(
-            "{}:webhooks:disabled:{}",
-            self.prefix,
-            hex::encode(Sha256::digest(url.as_bytes()))
-        )
+        crate::lifecycle::Keys::new(&self.prefix).webhooks_disabled(url)
     }
 
     /// Adds a job's terminal event to a pipeline (the one recording the state), if it has a

@@ -3,7 +3,7 @@
 //!
 //! Submission does all the checking a request can get up front: the preset and its version, the
 //! params against the preset's schema, the input names against what it declares, and that every
-//! input object exists. The job record and its queue entry are written in one transaction.
+//! input object exists. Accepting and cancelling are lifecycle transitions (`lifecycle`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
-use crate::job::{Job, JobState, PresetPin, Priority, RECORD_TTL_S};
+use crate::job::{Job, JobState, PresetPin, Priority};
+use crate::lifecycle::{Accepted, Cancel};
 use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::storage::{ObjectKey, StorageError};
@@ -51,9 +52,6 @@ struct ReplayJob {
     #[serde(default)]
     verbose: bool,
 }
-
-/// How long an `Idempotency-Key` is remembered.
-const IDEMPOTENCY_TTL_S: u64 = 24 * 3600;
 
 pub async fn submit(
     State(state): State<SharedState>,
@@ -183,74 +181,37 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let uuid = parse_id(&id)?;
-    for _ in 0..5 {
-        let (mut job, raw) = state
-            .jobs
-            .get_raw(&uuid)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, format!("no job with id {id}")))?;
-        match job.state {
-            s if s.is_terminal() => {
-                return Err(ApiError::new(
-                    ErrorCode::JobNotCancellable,
-                    format!(
-                        "job {id} is already {}; there is nothing to cancel",
-                        s.as_str()
-                    ),
-                ));
-            }
-            JobState::Pending => {
-                job.next_attempt_at = None;
-                job.next_attempt_unix_ms = None;
-                job.transition(
-                    JobState::Cancelled,
-                    None,
-                    Some("cancelled while pending".into()),
-                );
-                if state.jobs.replace(&job, &raw).await.map_err(unavailable)? {
-                    let mut conn = state.jobs.connection();
-                    if job.webhook.is_some() {
-                        let mut pipe = redis::pipe();
-                        let record = serde_json::to_value(&job).unwrap_or_default();
-                        state.outbox.enqueue_into(&mut pipe, &job, record);
-                        pipe.query_async::<()>(&mut conn)
-                            .await
-                            .map_err(unavailable)?;
-                    }
-                    state
-                        .queue
-                        .unschedule(&mut conn, &job.id, job.priority)
-                        .await
-                        .map_err(unavailable)?;
-                    state
-                        .jobs
-                        .log(&job.id, "host", "cancelled while pending")
-                        .await;
-                    return Ok((StatusCode::OK, Json(view(&state, &job).await)));
-                }
-                // A worker took it meanwhile: read it again.
-            }
-            _ => {
-                state
-                    .jobs
-                    .request_cancel(&job.id)
-                    .await
-                    .map_err(unavailable)?;
-                state
-                    .jobs
-                    .log(&job.id, "host", "cancel requested while running")
-                    .await;
-                let mut answer = view(&state, &job).await;
-                answer["cancel_requested"] = json!(true);
-                return Ok((StatusCode::ACCEPTED, Json(answer)));
-            }
+    let not_found = || ApiError::new(ErrorCode::JobNotFound, format!("no job with id {id}"));
+    match state.lifecycle.cancel(&uuid).await.map_err(unavailable)? {
+        Some(Cancel::Cancelled(job)) => {
+            state
+                .jobs
+                .log(&job.id, "host", "cancelled while pending")
+                .await;
+            Ok((StatusCode::OK, Json(view(&state, &job).await)))
         }
+        Some(Cancel::Requested(job)) => {
+            state
+                .jobs
+                .log(&job.id, "host", "cancel requested while running")
+                .await;
+            let mut answer = view(&state, &job).await;
+            answer["cancel_requested"] = json!(true);
+            Ok((StatusCode::ACCEPTED, Json(answer)))
+        }
+        Some(Cancel::Refused(s)) => Err(ApiError::new(
+            ErrorCode::JobNotCancellable,
+            format!(
+                "job {id} is already {}; there is nothing to cancel",
+                s.as_str()
+            ),
+        )),
+        Some(Cancel::Missing) => Err(not_found()),
+        None => Err(ApiError::new(
+            ErrorCode::QueueUnavailable,
+            "the job kept changing while it was being cancelled; retry the request",
+        )),
     }
-    Err(ApiError::new(
-        ErrorCode::QueueUnavailable,
-        "the job kept changing while it was being cancelled; retry the request",
-    ))
 }
 
 fn unavailable(e: redis::RedisError) -> ApiError {
@@ -330,53 +291,19 @@ async fn accept(
     job: Job,
     idempotency: Option<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = serde_json::to_string(&job).map_err(ApiError::internal)?;
-    let (idem_key, body_hash) = idempotency
-        .clone()
-        .map(|(k, h)| (state.jobs.idempotency_key(&k), h))
-        .unwrap_or_default();
-    let existing: Option<String> = redis::Script::new(
-        r"
-        if ARGV[5] == '1' then
-            if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[4]) then
-                return redis.call('GET', KEYS[1])
-            end
-        end
-        redis.call('SET', KEYS[2], ARGV[2])
-        redis.call('XADD', KEYS[3], '*', 'job', ARGV[3])
-        redis.call('ZADD', KEYS[4], ARGV[6], ARGV[3])
-        redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
-        return false",
-    )
-    .key(if idempotency.is_some() {
-        idem_key.as_str()
-    } else {
-        "-"
-    })
-    .key(state.jobs.key(&job.id))
-    .key(state.queue.stream(job.priority))
-    .key(state.jobs.index_key())
-    .arg(format!("{} {body_hash}", job.id))
-    .arg(body)
-    .arg(job.id.to_string())
-    .arg(IDEMPOTENCY_TTL_S)
-    .arg(if idempotency.is_some() { "1" } else { "0" })
-    .arg(job.created_unix_ms)
-    .arg(
-        job.created_unix_ms
-            .saturating_sub(RECORD_TTL_S as u64 * 1000),
-    )
-    .invoke_async(&mut state.jobs.connection())
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            ErrorCode::QueueUnavailable,
-            format!("the job was not accepted because Redis failed: {e}; retry the request"),
-        )
-    })?;
-    if let Some(existing) = existing {
-        let (id, hash) = existing.split_once(' ').unwrap_or((existing.as_str(), ""));
-        if hash != body_hash {
+    let body_hash = idempotency.as_ref().map(|(_, h)| h.clone());
+    let accepted = state
+        .lifecycle
+        .accept(&job, idempotency)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::QueueUnavailable,
+                format!("the job was not accepted because Redis failed: {e}; retry the request"),
+            )
+        })?;
+    if let Accepted::Duplicate { id, body_sha256 } = accepted {
+        if Some(body_sha256) != body_hash {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyKeyReused,
                 format!(
@@ -385,7 +312,7 @@ async fn accept(
                 ),
             ));
         }
-        let original = load(state, id).await?;
+        let original = load(state, &id).await?;
         return Ok((StatusCode::OK, Json(view(state, &original).await)));
     }
     tracing::info!(job = %job.id, preset = %job.preset.name, version = %job.preset.version, priority = job.priority.as_str(), "job accepted");

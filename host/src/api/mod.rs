@@ -50,7 +50,8 @@ pub struct AppState {
     /// The most bytes one upload may carry (`--max-upload-mib`).
     pub max_upload_bytes: u64,
     pub metrics: Metrics,
-    pub outbox: crate::webhook::Outbox,
+    /// Every change of a job's state (accept, cancel).
+    pub lifecycle: crate::lifecycle::Lifecycle,
     pub storage: Arc<Storage>,
     pub jobs: JobStore,
     pub queue: Queue,

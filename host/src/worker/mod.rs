@@ -1,29 +1,39 @@
-//! Workers: take jobs from the queue, run them, record the outcome, acknowledge.
+//! Workers: take jobs from the queue, run them within their time budget, and have the lifecycle
+//! record how each attempt ended.
 //!
-//! A job is acknowledged only after its terminal state is stored, so a worker that dies at any
-//! point leaves the job in the queue for another worker (see [`crate::queue`]). A panic inside a
-//! job is caught and recorded as that job's failure; it never takes the worker down.
+//! A job is acknowledged only when its outcome is recorded, so a worker that dies at any point
+//! leaves the job in the queue for another worker (see [`crate::queue`]). A panic inside a job
+//! is caught and recorded as that job's failure; it never takes the worker down. Stopping is
+//! never a failure: on shutdown a worker takes no new job, lets running ones finish within the
+//! grace period and hands the rest back to the queue at once.
+//!
+//! Not here: the state changes themselves (`lifecycle`), one job's steps (`pipeline`).
 
 pub mod dry_run;
 pub mod pipeline;
+pub mod scratch_lock;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::error::{ErrorCode, JobError};
-use crate::job::{Job, JobState, now_rfc3339};
-use crate::metrics::{ChildCpu, Event, Metrics};
+use crate::job::JobState;
+use crate::lifecycle::{Ending, Held, Lifecycle, Start};
+use crate::metrics::{ChildCpu, Metrics};
 use crate::queue::{Delivery, Queue};
 use crate::webhook::{Outbox, Secret};
 use pipeline::Context;
+use scratch_lock::ScratchLock;
 
 pub struct Worker {
     pub ctx: Arc<Context>,
     pub queue: Queue,
-    pub retry: RetryPolicy,
+    pub lifecycle: Lifecycle,
     pub metrics: Metrics,
     pub child_cpu: ChildCpu,
     pub outbox: Outbox,
@@ -33,11 +43,28 @@ pub struct Worker {
     pub redis: redis::Client,
     pub concurrency: usize,
     pub name: String,
+    /// The wall-clock budget of one attempt, whatever the media claims.
+    pub job_timeout: Duration,
+    /// How long running jobs may take to finish once the worker is asked to stop.
+    pub shutdown_grace: Duration,
+    /// Where attempts hold the locks of their scratch directories (see [`scratch_lock`]).
+    pub scratch_locks: PathBuf,
 }
 
 impl Worker {
-    /// Runs `concurrency` job slots until `shutdown` turns true; a running job is finished first.
+    /// Runs `concurrency` job slots until `shutdown` turns true; running jobs get
+    /// `shutdown_grace` to finish and are then handed back.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let (locks, root) = (self.scratch_locks.clone(), self.ctx.scratch_root.clone());
+        if let Ok(swept) =
+            tokio::task::spawn_blocking(move || scratch_lock::sweep_crashed(&locks, &root)).await
+            && swept > 0
+        {
+            tracing::info!(
+                directories = swept,
+                "removed scratch left by workers that stopped"
+            );
+        }
         let promoter = tokio::spawn(promote_retries(
             self.queue.clone(),
             self.ctx.jobs.connection(),
@@ -129,8 +156,12 @@ impl Worker {
                 }
             }
             let next = match self.queue.next(c, &consumer, Duration::from_secs(2)).await {
+                // Read while the stop signal arrived: not started, so not this worker's to run.
+                Ok(Some(delivery)) if *shutdown.borrow() => {
+                    self.queue.give_back(c, &delivery).await
+                }
                 Ok(Some(delivery)) => {
-                    self.handle(c, &consumer, delivery).await;
+                    self.handle(c, &consumer, delivery, shutdown.clone()).await;
                     Ok(())
                 }
                 Ok(None) => Ok(()),
@@ -154,66 +185,30 @@ impl Worker {
 
     async fn handle(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
+        conn: &redis::aio::MultiplexedConnection,
         consumer: &str,
         delivery: Delivery,
+        shutdown: watch::Receiver<bool>,
     ) {
-        let jobs = &self.ctx.jobs;
         let id = delivery.job_id;
-        let (mut job, raw) = match jobs.get_raw(&id).await {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                tracing::warn!(job = %id, "queue entry without a job record; dropping the entry");
-                let _ = self.queue.ack(conn, &delivery).await;
+        let held = match self.lifecycle.start(&delivery, consumer).await {
+            Ok(Start::Running(held)) => *held,
+            Ok(Start::Dead) => {
+                tracing::warn!(job = %id, "job is dead: its workers kept stopping");
+                return;
+            }
+            Ok(Start::Skipped(why)) => {
+                tracing::info!(job = %id, %why, "not started");
                 return;
             }
             Err(e) => {
-                tracing::warn!(job = %id, error = %e, "cannot read the job; it stays queued");
+                tracing::warn!(job = %id, error = %e, "cannot start the job; it stays queued");
                 return;
             }
         };
-        if job.state.is_terminal() {
-            let _ = self.queue.ack(conn, &delivery).await;
-            return;
-        }
-        if delivery.reclaimed {
-            self.metrics.add("mediahost_job_reclaims_total", 1.0).await;
-            jobs.log(
-                &id,
-                "host",
-                format!(
-                    "reclaimed from a worker that stopped renewing its claim during attempt {}",
-                    job.attempts
-                ),
-            )
-            .await;
-            if job.attempts >= job.max_attempts {
-                // A job whose workers keep dying must not take every worker down in turn.
-                let error = JobError::new(
-                    ErrorCode::WorkerLost,
-                    "worker",
-                    format!(
-                        "the worker running attempt {} of {} stopped; no attempts are left",
-                        job.attempts, job.max_attempts
-                    ),
-                );
-                job.transition(
-                    JobState::Dead,
-                    Some(error.code),
-                    Some(error.message.clone()),
-                );
-                job.error = Some(error);
-                job.timings.finished_at = Some(now_rfc3339());
-                if self.finish(conn, &delivery, &job).await.is_ok() {
-                    tracing::warn!(job = %id, "job is dead: its workers kept stopping");
-                }
-                return;
-            }
-        }
-
-        let span = tracing::info_span!("job", id = %id, preset = %job.preset.name, version = %job.preset.version);
+        let span = tracing::info_span!("job", id = %id, preset = %held.job.preset.name, version = %held.job.preset.version);
         if let Err(e) = self
-            .execute(conn, consumer, &delivery, job, raw)
+            .execute(held, conn.clone(), shutdown)
             .instrument(span)
             .await
         {
@@ -221,88 +216,27 @@ impl Worker {
         }
     }
 
-    /// Stores a job's new state and acknowledges its entry; a retry is scheduled in the same
-    /// transaction. Retried with backoff, since losing this write would lose the outcome.
-    async fn finish(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        delivery: &Delivery,
-        job: &Job,
-    ) -> redis::RedisResult<()> {
-        let mut last = Ok(());
-        for attempt in 0..5 {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            self.ctx.jobs.put_into(&mut pipe, job);
-            self.metrics.job_event_into(
-                &mut pipe,
-                Event::Ended {
-                    job,
-                    run_s: job.timings.run_s.unwrap_or(0.0),
-                },
-            );
-            if job.state.is_terminal() {
-                let view = serde_json::to_value(job).unwrap_or_default();
-                self.outbox.enqueue_into(&mut pipe, job, view);
-            }
-            if job.state == JobState::Pending {
-                let due = job.next_attempt_unix_ms.unwrap_or_default();
-                self.queue
-                    .schedule_retry_into(&mut pipe, &job.id, job.priority, due);
-            }
-            self.queue.ack_into(&mut pipe, delivery);
-            last = pipe.query_async::<()>(conn).await;
-            if last.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-        }
-        last
-    }
-
-    /// Runs the job and stores its outcome. An `Err` means the outcome could not be stored.
+    /// Runs a held attempt and records how it ended. An `Err` means that could not be stored.
     async fn execute(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        consumer: &str,
-        delivery: &Delivery,
-        mut job: Job,
-        raw: String,
+        held: Held,
+        mut conn: redis::aio::MultiplexedConnection,
+        mut shutdown: watch::Receiver<bool>,
     ) -> redis::RedisResult<()> {
+        let stop_flag = shutdown.clone();
         let jobs = self.ctx.jobs.clone();
-        let started = Instant::now();
-        job.attempts += 1;
-        job.error = None;
-        job.next_attempt_at = None;
-        job.next_attempt_unix_ms = None;
-        job.timings.started_at = Some(now_rfc3339());
-        job.timings.queue_s = Some(job.age().as_secs_f64());
-        job.transition(JobState::Processing, None, Some(format!("on {consumer}")));
-        // Only if nobody changed the record since it was read: a job cancelled while pending
-        // stays cancelled.
-        if !jobs.replace(&job, &raw).await? {
-            if let Some((now, _)) = jobs.get_raw(&job.id).await?
-                && now.state.is_terminal()
-            {
-                self.queue.ack(conn, delivery).await?;
-            }
-            return Ok(());
-        }
+        let job = &held.job;
+        let deadline = tokio::time::Instant::now() + self.job_timeout;
         jobs.log(
             &job.id,
             "host",
             format!(
-                "attempt {} of {} started on {consumer}",
-                job.attempts, job.max_attempts
+                "attempt {} of {} started on {}",
+                job.attempts, job.max_attempts, held.consumer
             ),
         )
         .await;
         tracing::info!(attempt = job.attempts, "job started");
-        self.metrics
-            .record(Event::Started {
-                wait_s: job.timings.queue_s.unwrap_or(0.0),
-            })
-            .await;
 
         let preset = self
             .ctx
@@ -311,14 +245,17 @@ impl Worker {
             .await
             .filter(|p| p.sha256 == job.preset.sha256);
 
-        let shared = Arc::new(Mutex::new(job.clone()));
         let (progress_tx, progress_rx) = watch::channel(0.0);
-        let progress = tokio::spawn(persist_progress(jobs.clone(), shared.clone(), progress_rx));
+        let progress = tokio::spawn(persist_progress(
+            self.lifecycle.clone(),
+            job.id,
+            held.consumer.clone(),
+            progress_rx,
+        ));
         let renew = {
             let queue = self.queue.clone();
-            let mut conn = conn.clone();
-            let consumer = consumer.to_owned();
-            let delivery = delivery.clone();
+            let consumer = held.consumer.clone();
+            let delivery = held.delivery.clone();
             let every = self.queue.reclaim_after() / 3;
             let limited = self.max_running;
             tokio::spawn(async move {
@@ -340,9 +277,8 @@ impl Worker {
             })
         };
 
-        // `None`: cancelled while running.
-        let result = match preset {
-            None => Some(Err(JobError::new(
+        let ending = match preset {
+            None => Ending::Failed(JobError::new(
                 ErrorCode::PresetNotFound,
                 "plan",
                 format!(
@@ -350,110 +286,108 @@ impl Worker {
                      check that the API and workers share one Redis prefix and one storage",
                     job.preset.name, job.preset.version, job.preset.sha256
                 ),
-            ))),
+            )),
             Some(preset) => {
                 let ctx = self.ctx.clone();
                 let run_job = job.clone();
+                let lock =
+                    ScratchLock::take(&self.scratch_locks, &format!("{}-{}", job.id, job.attempts));
                 let mut handle = tokio::spawn(async move {
+                    let _lock = lock;
                     pipeline::run(&ctx, &run_job, &preset, &progress_tx).await
                 });
-                tokio::select! {
-                    joined = &mut handle => Some(joined.unwrap_or_else(|e| {
-                        Err(JobError::new(
+                let grace = self.shutdown_grace;
+                let stopping = async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                    tokio::time::sleep(grace).await;
+                };
+                // `Ok`: the task is stopped, which kills ffmpeg (kill_on_drop) and removes scratch.
+                let stopped = tokio::select! {
+                    joined = &mut handle => Err(match joined {
+                        Ok(Ok(done)) => Ending::Completed {
+                            outputs: done.outputs,
+                            report: done.report,
+                            child_s: done.child_s,
+                        },
+                        Ok(Err(error)) => Ending::Failed(error),
+                        Err(e) => Ending::Failed(JobError::new(
                             ErrorCode::Internal,
                             "worker",
                             format!("the job's task failed: {e}"),
-                        ))
-                    })),
-                    () = jobs.wait_for_cancel(&job.id) => {
-                        // Dropping the task kills ffmpeg (kill_on_drop) and removes scratch.
+                        )),
+                    }),
+                    () = wait_for_cancel(&self.lifecycle, job.id) => Ok(Ending::Cancelled),
+                    () = tokio::time::sleep_until(deadline) => Ok(Ending::Failed(JobError::new(
+                        ErrorCode::JobTimeout,
+                        "worker",
+                        format!(
+                            "the job ran longer than its budget of {} s (--job-timeout-s); it was \
+                             stopped. Split the input or ask the operator for a larger budget",
+                            self.job_timeout.as_secs()
+                        ),
+                    ))),
+                    () = stopping => Ok(Ending::HandedBack),
+                };
+                match stopped {
+                    Ok(ending) => {
                         handle.abort();
                         let _ = handle.await;
-                        None
+                        ending
                     }
+                    Err(finished) => finished,
                 }
             }
         };
         progress.abort();
         renew.abort();
 
-        job.timings.finished_at = Some(now_rfc3339());
-        job.timings.run_s = Some(started.elapsed().as_secs_f64());
-        match result {
-            Some(Ok(done)) => {
-                job.progress = 1.0;
-                job.outputs = done.outputs;
-                job.report = Some(done.report);
-                job.timings.ffmpeg_s = Some(done.child_s);
-                job.transition(JobState::Completed, None, None);
-                tracing::info!(run_s = job.timings.run_s, "job completed");
-                jobs.log(&job.id, "host", "completed").await;
-            }
-            None => {
-                job.transition(
-                    JobState::Cancelled,
-                    None,
-                    Some("cancelled while running".into()),
-                );
-                tracing::info!("job cancelled while running");
+        // A stop signal may reach the job's children too: an attempt that fails while the
+        // worker stops is handed back, never recorded as the job's failure.
+        let ending = match ending {
+            Ending::Failed(error) if *stop_flag.borrow() => {
                 jobs.log(
                     &job.id,
                     "host",
-                    "cancelled: ffmpeg stopped, scratch removed",
+                    format!(
+                        "attempt {} ended while the worker stopped ({error})",
+                        job.attempts
+                    ),
                 )
                 .await;
+                Ending::HandedBack
             }
-            Some(Err(error)) if error.code.retryable() && job.attempts < job.max_attempts => {
-                let delay = self.retry.delay(job.attempts);
-                let due = SystemTime::now() + delay;
-                job.next_attempt_at = Some(humantime::format_rfc3339_millis(due).to_string());
-                job.next_attempt_unix_ms = Some(crate::job::unix_ms(due));
-                let note = format!("retry in {:.1}s: {}", delay.as_secs_f64(), error.message);
-                job.transition(JobState::Pending, Some(error.code), Some(note.clone()));
-                tracing::warn!(code = %error.code, step = %error.step, delay_s = delay.as_secs_f64(), "attempt failed; retrying");
-                jobs.log(
-                    &job.id,
-                    "host",
-                    format!("attempt {} failed ({error}); {note}", job.attempts),
-                )
-                .await;
-                job.error = Some(error);
-            }
-            Some(Err(error)) => {
-                let state = if error.code.retryable() {
-                    JobState::Dead
-                } else {
-                    JobState::Failed
-                };
-                job.transition(state, Some(error.code), Some(error.message.clone()));
-                tracing::warn!(code = %error.code, step = %error.step, message = %error.message, state = state.as_str(), "job failed");
-                jobs.log(&job.id, "host", format!("{}: {error}", state.as_str()))
-                    .await;
-                job.error = Some(error);
-            }
-        }
-        let stored = self.finish(conn, delivery, &job).await;
+            other => other,
+        };
+        let note = match &ending {
+            Ending::Completed { .. } => "completed".to_owned(),
+            Ending::Cancelled => "cancelled: ffmpeg stopped, scratch removed".to_owned(),
+            Ending::HandedBack => format!(
+                "handed back: {} is stopping; the job is queued again at once and this attempt \
+                 does not count",
+                held.consumer
+            ),
+            Ending::Failed(error) => format!("attempt {} failed ({error})", job.attempts),
+        };
+        jobs.log(&job.id, "host", note).await;
+        let recorded = self.lifecycle.finish(&held, ending).await;
         self.metrics
             .add("mediahost_ffmpeg_cpu_seconds_total", self.child_cpu.take())
             .await;
-        stored
-    }
-}
-
-/// Exponential backoff with jitter: attempt n waits a random time in [d/2, d] where
-/// d = base × 2^(n-1), at most `max`.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl RetryPolicy {
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-        let full = self.base.saturating_mul(factor).min(self.max);
-        let half = full / 2;
-        half + half.mul_f64(rand::random::<f64>())
+        match recorded? {
+            Ok(job) => {
+                tracing::info!(state = job.state.as_str(), code = ?job.error.as_ref().map(|e| e.code), run_s = job.timings.run_s, "attempt recorded");
+                if job.state == JobState::Pending
+                    && let Some(at) = &job.next_attempt_at
+                {
+                    jobs.log(&job.id, "host", format!("retry due at {at}"))
+                        .await;
+                }
+            }
+            Err(why) => {
+                tracing::warn!(%why, "the attempt's outcome was refused: the job is no longer this worker's");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -470,21 +404,29 @@ async fn promote_retries(queue: Queue, mut conn: redis::aio::ConnectionManager) 
     }
 }
 
+/// Stores the attempt's progress as it changes, at most four times a second.
 async fn persist_progress(
-    jobs: crate::job::JobStore,
-    job: Arc<Mutex<Job>>,
+    lifecycle: Lifecycle,
+    id: Uuid,
+    consumer: String,
     mut rx: watch::Receiver<f64>,
 ) {
     while rx.changed().await.is_ok() {
-        let snapshot = {
-            let mut j = job.lock().expect("job lock");
-            j.progress = (*rx.borrow_and_update() * 100.0).round() / 100.0;
-            j.clone()
-        };
-        if let Err(e) = jobs.put(&snapshot).await {
+        let fraction = *rx.borrow_and_update();
+        if let Err(e) = lifecycle.progress(&id, &consumer, fraction).await {
             tracing::debug!(error = %e, "could not store progress");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Returns once a cancel of the job has been asked for (checked every 250 ms).
+async fn wait_for_cancel(lifecycle: &Lifecycle, id: Uuid) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if lifecycle.cancel_requested(&id).await.unwrap_or(false) {
+            return;
+        }
     }
 }
 

@@ -1,0 +1,8 @@
+-- progress: the holder of a running attempt updates its fraction done, never the record.
+-- KEYS: live
+-- ARGV: consumer, progress
+if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'progress', ARGV[2])
+return 1
