@@ -52,7 +52,10 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
         .set_connection_timeout(Some(Duration::from_secs(5)));
     let manager = redis::aio::ConnectionManager::new_with_config(client.clone(), manager_config)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {redis_url}: {e}"))?;
+        .map_err(|e| {
+            let info = client.get_connection_info();
+            anyhow::anyhow!("cannot connect to Redis at {}: {e}", info.addr())
+        })?;
     let jobs = JobStore::new(manager.clone(), &opts.redis_prefix);
     let queue = Queue::new(&opts.redis_prefix, opts.reclaim_after());
     queue.ensure_group(&mut manager.clone()).await?;

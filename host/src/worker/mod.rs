@@ -243,7 +243,9 @@ impl Worker {
             .catalog
             .get(&job.preset.name, &job.preset.version)
             .await
-            .filter(|p| p.sha256 == job.preset.sha256);
+            .filter(|p| p.sha256 == job.preset.sha256)
+            // The record came back from Redis: check it again before it steers any download.
+            .map(|p| crate::recheck::record(job, &p, &self.ctx.storage).map(|_| p));
 
         let (progress_tx, progress_rx) = watch::channel(0.0);
         let progress = tokio::spawn(persist_progress(
@@ -287,7 +289,8 @@ impl Worker {
                     job.preset.name, job.preset.version, job.preset.sha256
                 ),
             )),
-            Some(preset) => {
+            Some(Err(invalid)) => Ending::Failed(invalid),
+            Some(Ok(preset)) => {
                 let ctx = self.ctx.clone();
                 let run_job = job.clone();
                 let lock =
