@@ -3,7 +3,8 @@
 //! Redis would (an input name that climbs out of the scratch directory, an input URI naming a
 //! preset component, a param the schema refuses). When a worker starts, each job must end
 //! `FAILED` with `JOB_RECORD_INVALID` at the `validate` step, nothing may be written outside the
-//! job, and an ordinary job must complete right after.
+//! job, a record that is not a job record at all must not hold its queue entry forever, and an
+//! ordinary job must complete right after.
 //!
 //! Run with `--nocapture` to see a row per case (tampering, outcome, time to contain).
 
@@ -43,13 +44,12 @@ async fn a_worker_refuses_job_records_rewritten_in_redis() {
     let sine = media::sine(&d.dir.path().join("sine.wav"), 1.0);
     let uri = d.client.upload(&sine).await;
     let escape = d.dir.path().join("escaped");
-    let submit = || {
-        d.client.submit_ok(&json!({
-            "preset": "audio-convert",
-            "inputs": {"main": uri},
-            "params": {"codec": "mp3"},
-        }))
-    };
+    let job = json!({
+        "preset": "audio-convert",
+        "inputs": {"main": uri},
+        "params": {"codec": "mp3"},
+    });
+    let submit = || d.client.submit_ok(&job);
 
     let blob = {
         let presets = d.client.get_json("/v1/presets/audio-convert").await;
@@ -84,6 +84,14 @@ async fn a_worker_refuses_job_records_rewritten_in_redis() {
         jobs.push((label, id));
     }
 
+    // A record that is no job record at all: the worker drops its queue entry instead of
+    // failing on it forever.
+    let garbage = submit().await;
+    assert_eq!(
+        redis_cli(&d, &["SET", &format!("mediahost:job:{garbage}"), "{\"not\": \"a job\"}"]),
+        "OK"
+    );
+
     let started = Instant::now();
     let _worker = d.worker("worker", &["--concurrency", "1"]);
     for (label, id) in &jobs {
@@ -113,4 +121,10 @@ async fn a_worker_refuses_job_records_rewritten_in_redis() {
     let id = submit().await;
     let job = d.client.wait_terminal(&id).await;
     assert_eq!(job["state"], "COMPLETED", "an ordinary job after: {job}");
+    let pending = redis_cli(&d, &["XPENDING", "mediahost:queue", "workers"]);
+    assert_eq!(
+        pending.lines().next(),
+        Some("0"),
+        "a queue entry is still held (the unreadable record's?): {pending}"
+    );
 }

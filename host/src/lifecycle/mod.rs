@@ -274,7 +274,9 @@ impl Lifecycle {
                 .arg(effects.json())
                 .invoke_async(&mut self.redis.clone())
                 .await?;
-            return Ok(Start::Skipped("the queue entry has no job record".into()));
+            return Ok(Start::Skipped(
+                "the queue entry has no readable job record; the entry is dropped".into(),
+            ));
         };
         let read_attempts = job.attempts;
         if delivery.reclaimed && job.state == JobState::Processing {

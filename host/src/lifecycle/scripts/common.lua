@@ -1,10 +1,17 @@
 -- Shared by the transition scripts (prepended to each when it is loaded).
 
 -- The stored record, decoded, or nil.
+-- The job record at `key`, or nil when there is none or it is not a job record (a record
+-- rewritten into something else must not make every transition of its job raise an error).
 local function stored(key)
   local raw = redis.call('GET', key)
   if not raw then return nil end
-  return cjson.decode(raw)
+  local ok, job = pcall(cjson.decode, raw)
+  if not ok or type(job) ~= 'table' or type(job.state) ~= 'string'
+      or type(job.attempts) ~= 'number' then
+    return nil
+  end
+  return job
 end
 
 local function is_terminal(state)
