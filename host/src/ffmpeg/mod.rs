@@ -250,6 +250,29 @@ fn relative_to(arg: &OsString, dir: &Path) -> OsString {
     }
 }
 
+/// Lets the jail's uid reach what it is given when the host made it for itself (a 0700
+/// directory, a 0600 file): search on the directory (not listing) and read on the files argv
+/// names in it. Landlock, not these bits, is what keeps the child out of everything else.
+fn share_with_jail(dir: &Path, args: &[OsString]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let grant = |path: &Path, bits: u32| -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        let mode = meta.permissions().mode();
+        if mode & bits != bits && !meta.is_symlink() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | bits))?;
+        }
+        Ok(())
+    };
+    grant(dir, 0o001)?;
+    for arg in args {
+        let path = Path::new(arg);
+        if path.parent() == Some(dir) && path.is_file() {
+            grant(path, 0o004)?;
+        }
+    }
+    Ok(())
+}
+
 fn spawn(
     program: &Path,
     args: &[OsString],
@@ -281,6 +304,9 @@ fn spawn(
     }
     match dir {
         Some((dir, _)) => {
+            if tools.jail.drop_user {
+                share_with_jail(dir, args).map_err(|e| spawn_error(program, e))?;
+            }
             cmd.current_dir(dir)
                 .args(args.iter().map(|a| relative_to(a, dir)));
         }
@@ -659,10 +685,17 @@ mod tests {
             );
             return;
         }
-        let job = job_dir(&tools);
+        // A directory and a file only the host may read, as a dry run's are: the jail's uid
+        // is let in.
+        let job = tempfile::tempdir().unwrap();
         let other = tempfile::tempdir().unwrap();
         std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(job.path().join("input"), "job bytes").unwrap();
+        std::fs::set_permissions(
+            job.path().join("input"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         std::fs::write(other.path().join("canary"), "canary bytes").unwrap();
         let read = |path: &Path| format!("cat {}", path.display());
 
@@ -688,7 +721,7 @@ mod tests {
             assert!(out.stdout.is_empty());
         }
 
-        let (program, args) = sh("echo x > work/written");
+        let (program, args) = sh("echo x > written");
         let out = capture(&program, &args, LIMIT, &tools, Some(job.path()))
             .await
             .unwrap();
