@@ -307,7 +307,10 @@ fn spawn(
             if tools.jail.drop_user {
                 share_with_jail(dir, args).map_err(|e| spawn_error(program, e))?;
             }
+            // The paths in argv are relative to the job directory: argv[0] names it, so that
+            // `ps` still tells which job a process belongs to.
             cmd.current_dir(dir)
+                .arg0(format!("{} [{}]", program.display(), dir.display()))
                 .args(args.iter().map(|a| relative_to(a, dir)));
         }
         None => {

@@ -94,6 +94,22 @@ impl Scratch {
         &self.0
     }
 
+    /// Removes the directory now, retrying while a stopped ffmpeg may still be dying (its
+    /// last writes can land after a first pass); on success, dropping has nothing left to do.
+    async fn remove_now(&self) {
+        for _ in 0..40 {
+            match std::fs::remove_dir_all(&self.0) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                _ => {
+                    self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
     /// Moves the directory to `dest` and leaves it there (a failed attempt, for debugging).
     fn keep_at(&self, dest: &Path) -> std::io::Result<()> {
         if let Some(parent) = dest.parent() {
@@ -176,8 +192,10 @@ pub async fn run(
         Err(e) => Err(e),
     };
     // A job over its disk budget is never kept: keeping it is how a full disk stays full.
-    let keep = matches!(&result, Err(e) if e.code != ErrorCode::OutputTooLarge);
-    if keep && !ctx.keep_failed.is_zero() {
+    let over_budget = matches!(&result, Err(e) if e.code == ErrorCode::OutputTooLarge);
+    if over_budget {
+        scratch.remove_now().await;
+    } else if result.is_err() && !ctx.keep_failed.is_zero() {
         let kept = ctx.scratch_root.join("failed").join(
             scratch
                 .path()
