@@ -800,9 +800,10 @@ mod tests {
             return;
         }
         let marker = format!("4{}.{}", std::process::id() % 1000, 1 + rand_digit());
-        // setsid leaves the child's process group: only the namespace can still stop it.
+        // setsid leaves the child's process group: only the namespace can still stop it. Its
+        // stdio is closed, so that it does not hold the pipes capture reads.
         let (program, args) = sh(&format!(
-            "setsid sleep {marker} >/dev/null 2>&1 < /dev/null & sleep 0.3; echo started"
+            "setsid sleep {marker} <&- >&- 2>&- & sleep 0.3; echo started"
         ));
         let out = capture(&program, &args, LIMIT, &tools, None).await.unwrap();
         assert_eq!(stdout(&out).trim(), "started");
