@@ -113,6 +113,8 @@ impl Jail {
                 check(libc::setgroups(0, std::ptr::null()))?;
                 check(libc::setgid(JAIL_GID))?;
                 check(libc::setuid(JAIL_UID))?;
+                // A change of credentials clears the parent-death signal: set it again.
+                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
             }
         }
         // SAFETY: prctl takes plain integers.
