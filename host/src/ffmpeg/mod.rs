@@ -226,6 +226,8 @@ const STDERR_KEEP: usize = 64 << 10;
 /// The most stdout read from a [`capture`]d process: ffprobe's JSON of a hostile file (long
 /// tags escaped six-fold) must not fill the host's memory.
 pub const STDOUT_MAX: usize = 16 << 20;
+/// The longest line of ffmpeg's `-progress` output looked at (they are a few dozen bytes).
+const PROGRESS_LINE_MAX: u64 = 4096;
 /// How often a running step's scratch usage is measured against the disk budget.
 const DISK_POLL: Duration = Duration::from_millis(150);
 
@@ -532,14 +534,24 @@ async fn run_in(
     let stderr = child.stderr.take().expect("piped stderr");
     let work = async {
         let progress = async {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(us) = line.strip_prefix("out_time_us=")
-                    && let Ok(us) = us.trim().parse::<i64>()
+            // Lines are read with a cap too: a line longer than any progress line is dropped.
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while let Ok(n) = (&mut reader)
+                .take(PROGRESS_LINE_MAX)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                if n == 0 {
+                    break;
+                }
+                if let Some(us) = line.strip_prefix(b"out_time_us=")
+                    && let Ok(us) = String::from_utf8_lossy(us).trim().parse::<i64>()
                     && us >= 0
                 {
                     on_progress(us as f64 / 1e6);
                 }
+                line.clear();
             }
         };
         let ((), err) = tokio::join!(progress, read_tail(stderr));
@@ -1014,6 +1026,23 @@ mod tests {
             "one file over a 1 MiB budget: {err} ({:?})",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn progress_is_read_line_by_line_with_a_cap() {
+        let (tools, _) = Tools::detect().await;
+        let job = job_dir(&tools);
+        let (program, args) = sh(
+            "echo out_time_us=1500000; head -c 50000000 /dev/zero; echo; echo out_time_us=2500000",
+        );
+        let mut seen = Vec::new();
+        let out = run_in(&program, &tools, &args, job.path(), LIMIT, 1 << 20, |t| {
+            seen.push(t)
+        })
+        .await
+        .unwrap();
+        assert!(out.success);
+        assert_eq!(seen, [1.5, 2.5]);
     }
 
     #[tokio::test]
