@@ -18,6 +18,7 @@ use crate::worker::{Worker, pipeline::Context};
 
 pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)?;
+    crate::ffmpeg::confine::check_data_dir(&opts.data_dir).map_err(anyhow::Error::msg)?;
     let storage = Arc::new(match opts.storage {
         StorageKind::Local => {
             Storage::Local(LocalStorage::open(&opts.data_dir, &opts.public_url())?)
@@ -119,6 +120,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
                 tools: tools.clone(),
                 scratch_root: scratch_root.clone(),
                 keep_failed: Duration::from_secs(opts.keep_failed_s),
+                disk_budget: opts.job_disk_budget_mib.saturating_mul(1 << 20),
             }),
             queue: queue.clone(),
             lifecycle: Lifecycle::new(

@@ -1,20 +1,25 @@
-//! Running ffmpeg and ffprobe as child processes: timeouts, progress, stderr kept for the job.
+//! Running ffmpeg and ffprobe as jailed child processes: timeouts, a disk budget, capped output,
+//! progress, stderr kept for the job.
 //!
 //! Not here: what the command line says. That is rendered from a validated plan in
-//! [`render`], the one place argv is built.
+//! [`render`], the one place argv is built. How the child is contained is [`jail`] and
+//! [`confine`].
 
 pub mod confine;
+pub mod jail;
+pub mod output;
 pub mod render;
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
+use crate::error::ErrorCode;
 use confine::DirAccess;
 
 /// Demuxers an input may be read with. Playlist and script demuxers (hls, concat, ffconcat),
@@ -23,13 +28,27 @@ pub const DEMUXER_ALLOWLIST: &str = "wav,w64,aiff,caf,flac,mp3,aac,ac3,eac3,dts,
 mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,ogg,avi,mpegts,mpeg,flv,asf,wv,ape,tta,amr,\
 h264,hevc,m4v,ivf,mjpeg,png_pipe,jpeg_pipe,webp_pipe";
 
-/// Arguments placed before every `-i`: local files only, and only allowlisted demuxers.
+/// Decoders an input may be decoded with: what presets may plan (see
+/// [`crate::plan::allowlist`]) and the common audio, video and image source codecs. Other
+/// decoders (and the bugs in them) are never reached; a stream of another codec can still be
+/// copied or ignored, but not decoded.
+pub const DECODER_ALLOWLIST: &str = "pcm_s8,pcm_u8,pcm_s16le,pcm_s16be,pcm_s24le,pcm_s24be,\
+pcm_s32le,pcm_s32be,pcm_s64le,pcm_f32le,pcm_f32be,pcm_f64le,pcm_f64be,pcm_alaw,pcm_mulaw,\
+pcm_bluray,pcm_dvd,adpcm_ima_wav,adpcm_ms,flac,alac,wavpack,ape,tta,mp1,mp1float,mp2,mp2float,\
+mp3,mp3float,aac,aac_fixed,aac_latm,ac3,ac3_fixed,eac3,dca,truehd,mlp,opus,libopus,vorbis,\
+libvorbis,amrnb,amrwb,h264,hevc,vp8,vp9,libvpx,libvpx-vp9,av1,libdav1d,libaom-av1,mpeg4,\
+mpeg1video,mpeg2video,h263,theora,vc1,wmv3,prores,dnxhd,mjpeg,png,apng,webp,gif,bmp,tiff";
+
+/// Arguments placed before every `-i` (and ffprobe's input): local files only, and only
+/// allowlisted demuxers and decoders.
 pub fn input_guard_args() -> Vec<OsString> {
     [
         "-protocol_whitelist",
         "file",
         "-format_whitelist",
         DEMUXER_ALLOWLIST,
+        "-codec_whitelist",
+        DECODER_ALLOWLIST,
     ]
     .iter()
     .map(Into::into)
@@ -41,8 +60,8 @@ pub fn input_guard_args() -> Vec<OsString> {
 pub struct Tools {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
-    /// Run children in a fresh network namespace (no interfaces but a downed loopback).
-    pub isolate_network: bool,
+    /// Namespaces, uid, seccomp: what [`jail::Jail::enter`] applies.
+    pub jail: jail::Mechanisms,
     /// Confine children's filesystem access with Landlock.
     pub confine_fs: bool,
 }
@@ -52,54 +71,75 @@ impl Default for Tools {
         Self {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
-            isolate_network: false,
+            jail: jail::Mechanisms::default(),
             confine_fs: false,
         }
     }
 }
 
 impl Tools {
-    /// Checks which containment mechanisms work here; returns what is missing, to be reported.
+    /// Checks which containment mechanisms work here, one after the other on top of those that
+    /// did; returns what is missing, to be reported (in `/healthz` `warnings`).
     pub async fn detect() -> (Self, Vec<String>) {
         let mut tools = Self::default();
         let mut missing = Vec::new();
-        let version = vec![OsString::from("-version")];
-        let limit = Duration::from_secs(10);
-        let try_with = |tools: Tools| {
-            let version = version.clone();
-            async move { capture(&tools.ffprobe, &version, limit, &tools, None).await }
-        };
-        let netns = Self {
-            isolate_network: true,
-            ..tools.clone()
-        };
-        match try_with(netns).await {
-            Ok(_) => tools.isolate_network = true,
+        let root = jail::host_is_root();
+
+        let mut with = tools.clone();
+        with.jail.network_namespace = true;
+        with.jail.user_namespace = !root;
+        match works(&with).await {
+            Ok(()) => tools = with,
             Err(e) => missing.push(format!(
                 "ffmpeg runs without a private network namespace ({e}); only its protocol \
                  whitelist keeps it off the network"
             )),
         }
-        let landlock = Self {
-            confine_fs: true,
-            ..tools.clone()
-        };
+        let mut with = tools.clone();
+        with.jail.pid_namespace = true;
+        match works(&with).await {
+            Ok(()) => tools = with,
+            Err(e) => missing.push(format!(
+                "ffmpeg runs without a PID namespace ({e}); it may signal other processes of \
+                 its uid and leave processes behind its job"
+            )),
+        }
+        if root {
+            let mut with = tools.clone();
+            with.jail.drop_user = true;
+            match works(&with).await {
+                Ok(()) => tools = with,
+                Err(e) => missing.push(format!(
+                    "ffmpeg runs as root ({e}); it should run as uid {}",
+                    jail::JAIL_UID
+                )),
+            }
+        }
+        let mut with = tools.clone();
+        with.jail.no_sockets = true;
+        match works(&with).await {
+            Ok(()) => tools = with,
+            Err(e) => missing.push(format!(
+                "ffmpeg may open sockets: its seccomp filter does not load ({e}); it may \
+                 connect to unix sockets outside its job"
+            )),
+        }
         match confine::supported() {
             Err(e) => missing.push(format!(
                 "ffmpeg's filesystem access is not confined: {e}; only the demuxer, protocol \
                  and filter allowlists keep it to the job's files"
             )),
-            Ok(()) => match try_with(landlock).await {
-                Ok(out) if out.success => tools.confine_fs = true,
-                Ok(out) => missing.push(format!(
-                    "ffmpeg does not run under Landlock: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )),
-                Err(e) => missing.push(format!("ffmpeg does not run under Landlock: {e}")),
-            },
+            Ok(()) => {
+                let mut with = tools.clone();
+                with.confine_fs = true;
+                match works(&with).await {
+                    Ok(()) => tools = with,
+                    Err(e) => missing.push(format!("ffmpeg does not run under Landlock: {e}")),
+                }
+            }
         }
         for tool in [&tools.ffmpeg, &tools.ffprobe] {
-            if let Err(e) = capture(tool, &version, limit, &tools, None).await {
+            if let Err(e) = capture(tool, &version(), PROBE_LIMIT, &tools, None).await {
                 missing.push(format!("{} does not run: {e}", tool.display()));
             }
         }
@@ -107,54 +147,19 @@ impl Tools {
     }
 }
 
-/// Resource limits on every ffmpeg/ffprobe child.
-const MAX_FILE_BYTES: u64 = 64 << 30;
-const MAX_ADDRESS_SPACE: u64 = 16 << 30;
-const MAX_OPEN_FILES: u64 = 1024;
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
-/// Applied in the child between fork and exec: only async-signal-safe system calls.
-fn contain(
-    parent: libc::pid_t,
-    isolate_network: bool,
-    cpu_s: u64,
-    fs: Option<&OwnedFd>,
-) -> std::io::Result<()> {
-    // Die with the worker: a worker killed with SIGKILL must not leave its ffmpeg running. (The
-    // signal follows the thread that spawned the child: a runtime thread, which lives as long
-    // as the worker.) If the worker died before this line, stop here.
-    // SAFETY: prctl and getppid take plain values.
-    unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::getppid() != parent {
-            return Err(std::io::Error::other(
-                "the worker exited while starting ffmpeg",
-            ));
-        }
-    }
-    let limit = |resource, value: u64| {
-        let rl = libc::rlimit {
-            rlim_cur: value,
-            rlim_max: value,
-        };
-        // SAFETY: setrlimit with a valid pointer to an initialised struct.
-        if unsafe { libc::setrlimit(resource, &rl) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    };
-    limit(libc::RLIMIT_CPU, cpu_s)?;
-    limit(libc::RLIMIT_FSIZE, MAX_FILE_BYTES)?;
-    limit(libc::RLIMIT_AS, MAX_ADDRESS_SPACE)?;
-    limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES)?;
-    limit(libc::RLIMIT_CORE, 0)?;
-    // SAFETY: unshare takes flags only.
-    if isolate_network && unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if let Some(fd) = fs {
-        confine::enforce(fd)?;
+fn version() -> Vec<OsString> {
+    vec!["-version".into()]
+}
+
+/// Whether ffprobe runs to success with these mechanisms.
+async fn works(tools: &Tools) -> Result<(), String> {
+    let out = capture(&tools.ffprobe, &version(), PROBE_LIMIT, tools, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.success {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
     }
     Ok(())
 }
@@ -164,10 +169,47 @@ fn contain(
 pub enum RunError {
     #[error("could not start {program}: {error}; is it installed?")]
     Spawn { program: String, error: String },
+    #[error("could not start {program}: {error}; the host is out of processes, memory or files")]
+    Overloaded { program: String, error: String },
     #[error("{program} ran past its {limit:?} time limit and was killed")]
     Timeout { program: String, limit: Duration },
+    #[error(
+        "{program} was killed by signal {signal}, which the host did not send (an operator, \
+         the OOM killer or a shutdown); the job may be retried"
+    )]
+    Interrupted { program: String, signal: i32 },
+    #[error(
+        "{program} used {:.1} MiB of the job's scratch space, over its disk budget of {:.1} \
+         MiB, and was stopped",
+        mib(*used),
+        mib(*budget)
+    )]
+    OverBudget {
+        program: String,
+        used: u64,
+        budget: u64,
+    },
+    #[error("{program} printed more than {} MiB on stdout and was stopped", limit >> 20)]
+    StdoutTooLarge { program: String, limit: usize },
     #[error("{0}")]
     Io(String),
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
+impl RunError {
+    /// The job error code for this failure; `otherwise` for a failure of the program itself.
+    pub fn code(&self, otherwise: ErrorCode) -> ErrorCode {
+        match self {
+            Self::Timeout { .. } => ErrorCode::FfmpegTimeout,
+            Self::Interrupted { .. } => ErrorCode::FfmpegInterrupted,
+            Self::Overloaded { .. } => ErrorCode::HostOverloaded,
+            Self::OverBudget { .. } => ErrorCode::OutputTooLarge,
+            Self::Spawn { .. } | Self::StdoutTooLarge { .. } | Self::Io(_) => otherwise,
+        }
+    }
 }
 
 /// What a finished child left behind.
@@ -181,19 +223,69 @@ pub struct Captured {
 
 /// The most stderr kept per process; ffmpeg can be chatty on broken input.
 const STDERR_KEEP: usize = 64 << 10;
+/// The most stdout read from a [`capture`]d process: ffprobe's JSON of a hostile file (long
+/// tags escaped six-fold) must not fill the host's memory.
+pub const STDOUT_MAX: usize = 16 << 20;
+/// The longest line of ffmpeg's `-progress` output looked at (they are a few dozen bytes).
+const PROGRESS_LINE_MAX: u64 = 4096;
+/// How often a running step's scratch usage is measured against the disk budget.
+const DISK_POLL: Duration = Duration::from_millis(150);
 
-fn command(
+/// Kills the child's process group (and so its PID namespace) when dropped: on success, on
+/// failure and when the job's task is dropped (a cancel) alike.
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            jail::kill_group(pid);
+        }
+    }
+}
+
+/// A path inside `dir` passed relative to it (the child starts there): the unprivileged uid
+/// need not be able to search the data directory's ancestors.
+fn relative_to(arg: &OsString, dir: &Path) -> OsString {
+    match Path::new(arg).strip_prefix(dir) {
+        Ok(rel) if !rel.as_os_str().is_empty() => Path::new(".").join(rel).into_os_string(),
+        _ => arg.clone(),
+    }
+}
+
+/// Lets the jail's uid reach what it is given when the host made it for itself (a 0700
+/// directory, a 0600 file): search on the directory (not listing) and read on the files argv
+/// names in it. Landlock, not these bits, is what keeps the child out of everything else.
+fn share_with_jail(dir: &Path, args: &[OsString]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let grant = |path: &Path, bits: u32| -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        let mode = meta.permissions().mode();
+        if mode & bits != bits && !meta.is_symlink() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | bits))?;
+        }
+        Ok(())
+    };
+    grant(dir, 0o001)?;
+    for arg in args {
+        let path = Path::new(arg);
+        if path.parent() == Some(dir) && path.is_file() {
+            grant(path, 0o004)?;
+        }
+    }
+    Ok(())
+}
+
+fn spawn(
     program: &Path,
     args: &[OsString],
     dir: Option<(&Path, DirAccess)>,
     limit: Duration,
     tools: &Tools,
-) -> Result<Command, RunError> {
+    file_bytes: u64,
+) -> Result<(Child, Group), RunError> {
     let mut cmd = Command::new(program);
-    let isolate_network = tools.isolate_network;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let cpu_s = limit.as_secs().max(1) * threads;
-    let fs = if tools.confine_fs {
+    let landlock = if tools.confine_fs {
         confine::ruleset(dir).map_err(|error| RunError::Spawn {
             program: program.display().to_string(),
             error: format!("cannot build its Landlock ruleset: {error}"),
@@ -201,33 +293,116 @@ fn command(
     } else {
         None
     };
-    // SAFETY: `contain` makes only async-signal-safe system calls and allocates nothing.
+    let jail = jail::Jail {
+        parent: std::process::id() as libc::pid_t,
+        mechanisms: tools.jail,
+        cpu_s: limit.as_secs().max(1) * threads,
+        file_bytes,
+        landlock,
+    };
+    // SAFETY: `enter` makes only async-signal-safe system calls and allocates nothing.
     unsafe {
-        let parent = std::process::id() as libc::pid_t;
-        cmd.pre_exec(move || contain(parent, isolate_network, cpu_s, fs.as_ref()));
+        cmd.pre_exec(move || jail.enter());
     }
-    cmd.args(args)
-        .stdin(Stdio::null())
+    match dir {
+        Some((dir, _)) => {
+            if tools.jail.drop_user {
+                share_with_jail(dir, args).map_err(|e| spawn_error(program, e))?;
+            }
+            // The paths in argv are relative to the job directory: argv[0] names it, so that
+            // `ps` still tells which job a process belongs to.
+            cmd.current_dir(dir)
+                .arg0(format!("{} [{}]", program.display(), dir.display()))
+                .args(args.iter().map(|a| relative_to(a, dir)));
+        }
+        None => {
+            cmd.args(args);
+        }
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .kill_on_drop(true);
-    if let Some((dir, DirAccess::ReadWrite)) = dir {
-        cmd.current_dir(dir);
-    }
-    Ok(cmd)
+    let child = cmd.spawn().map_err(|e| spawn_error(program, e))?;
+    let group = Group(child.id());
+    Ok((child, group))
 }
 
 fn spawn_error(program: &Path, e: std::io::Error) -> RunError {
-    RunError::Spawn {
-        program: program.display().to_string(),
-        error: e.to_string(),
+    let program = program.display().to_string();
+    let error = e.to_string();
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => {
+            RunError::Overloaded { program, error }
+        }
+        _ => RunError::Spawn { program, error },
     }
 }
 
-/// Runs a program to completion, collecting stdout and the tail of stderr. `readable` is the
-/// one directory it may read besides the system's.
+/// What ffmpeg prints when a SIGINT or SIGTERM made it stop early (it then exits with 255).
+const STOPPED_BY_SIGNAL: &str = "Exiting normally, received signal ";
+
+/// Whether the child succeeded; a death by a signal (or ffmpeg's exit on one) is an error of
+/// its own.
+fn exit_status(
+    program: &Path,
+    status: ExitStatus,
+    stderr: &[u8],
+    limit: Duration,
+    file_bytes: u64,
+) -> Result<bool, RunError> {
+    let program = program.display().to_string();
+    match status.signal() {
+        None if status.code() == Some(255) => {
+            let stderr = String::from_utf8_lossy(stderr);
+            match stderr
+                .rfind(STOPPED_BY_SIGNAL)
+                .map(|at| &stderr[at + STOPPED_BY_SIGNAL.len()..])
+                .and_then(|rest| rest.split('.').next()?.trim().parse().ok())
+            {
+                Some(signal) => Err(RunError::Interrupted { program, signal }),
+                None => Ok(false),
+            }
+        }
+        None => Ok(status.success()),
+        Some(libc::SIGXCPU) => Err(RunError::Timeout { program, limit }),
+        Some(libc::SIGXFSZ) => Err(RunError::OverBudget {
+            program,
+            used: file_bytes,
+            budget: file_bytes,
+        }),
+        Some(signal) => Err(RunError::Interrupted { program, signal }),
+    }
+}
+
+async fn read_capped(
+    mut stream: impl tokio::io::AsyncRead + Unpin,
+    program: &Path,
+) -> Result<Vec<u8>, RunError> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| RunError::Io(e.to_string()))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > STDOUT_MAX {
+            return Err(RunError::StdoutTooLarge {
+                program: program.display().to_string(),
+                limit: STDOUT_MAX,
+            });
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Runs a program to completion, collecting stdout (at most [`STDOUT_MAX`]) and the tail of
+/// stderr. `readable` is the one directory it may read besides the system's.
 pub async fn capture(
     program: &Path,
     args: &[OsString],
@@ -236,21 +411,20 @@ pub async fn capture(
     readable: Option<&Path>,
 ) -> Result<Captured, RunError> {
     let started = Instant::now();
-    let mut child = command(
+    let (mut child, _group) = spawn(
         program,
         args,
         readable.map(|d| (d, DirAccess::Read)),
         limit,
         tools,
-    )?
-    .spawn()
-    .map_err(|e| spawn_error(program, e))?;
-    let mut stdout = child.stdout.take().expect("piped stdout");
+        jail::MAX_FILE_BYTES,
+    )?;
+    let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let work = async {
-        let mut out = Vec::new();
-        let (read_out, err) = tokio::join!(stdout.read_to_end(&mut out), read_tail(stderr));
-        read_out.map_err(|e| RunError::Io(e.to_string()))?;
+        let (out, err) = tokio::try_join!(read_capped(stdout, program), async {
+            Ok(read_tail(stderr).await)
+        })?;
         let status = child
             .wait()
             .await
@@ -261,7 +435,7 @@ pub async fn capture(
         Ok(result) => {
             let (status, stdout, stderr) = result?;
             Ok(Captured {
-                success: status.success(),
+                success: exit_status(program, status, &stderr, limit, jail::MAX_FILE_BYTES)?,
                 stdout,
                 stderr,
                 wall: started.elapsed(),
@@ -295,37 +469,89 @@ async fn read_tail(stream: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
     kept
 }
 
-/// Runs ffmpeg with `-progress pipe:1` on stdout, reporting the output time reached (seconds).
+/// Bytes of the files under `dir` (symlinks are not followed, their own size counts).
+pub fn disk_usage(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => pending.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Runs ffmpeg with `-progress pipe:1` on stdout in the job directory `cwd`, reporting the
+/// output time reached (seconds). While it runs, the bytes under `cwd` are kept within
+/// `disk_budget` (measured every [`DISK_POLL`], and no single file may grow past it).
 pub async fn run_with_progress(
     tools: &Tools,
     args: &[OsString],
     cwd: &Path,
     limit: Duration,
+    disk_budget: u64,
+    on_progress: impl FnMut(f64),
+) -> Result<Captured, RunError> {
+    run_in(
+        &tools.ffmpeg,
+        tools,
+        args,
+        cwd,
+        limit,
+        disk_budget,
+        on_progress,
+    )
+    .await
+}
+
+async fn run_in(
+    program: &Path,
+    tools: &Tools,
+    args: &[OsString],
+    cwd: &Path,
+    limit: Duration,
+    disk_budget: u64,
     mut on_progress: impl FnMut(f64),
 ) -> Result<Captured, RunError> {
     let started = Instant::now();
-    let program = tools.ffmpeg.as_path();
-    let mut child = command(
+    let file_bytes = disk_budget.min(jail::MAX_FILE_BYTES);
+    let (mut child, _group) = spawn(
         program,
         args,
         Some((cwd, DirAccess::ReadWrite)),
         limit,
         tools,
-    )?
-    .spawn()
-    .map_err(|e| spawn_error(program, e))?;
+        file_bytes,
+    )?;
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let work = async {
         let progress = async {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(us) = line.strip_prefix("out_time_us=")
-                    && let Ok(us) = us.trim().parse::<i64>()
+            // Lines are read with a cap too: a line longer than any progress line is dropped.
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while let Ok(n) = (&mut reader)
+                .take(PROGRESS_LINE_MAX)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                if n == 0 {
+                    break;
+                }
+                if let Some(us) = line.strip_prefix(b"out_time_us=")
+                    && let Ok(us) = String::from_utf8_lossy(us).trim().parse::<i64>()
                     && us >= 0
                 {
                     on_progress(us as f64 / 1e6);
                 }
+                line.clear();
             }
         };
         let ((), err) = tokio::join!(progress, read_tail(stderr));
@@ -335,19 +561,59 @@ pub async fn run_with_progress(
             .map_err(|e| RunError::Io(e.to_string()))?;
         Ok::<_, RunError>((status, err))
     };
-    match tokio::time::timeout(limit, work).await {
-        Ok(result) => {
-            let (status, stderr) = result?;
-            Ok(Captured {
-                success: status.success(),
-                stdout: Vec::new(),
-                stderr,
-                wall: started.elapsed(),
-            })
+    let over_budget = async {
+        let mut tick = tokio::time::interval(DISK_POLL);
+        loop {
+            tick.tick().await;
+            let dir = cwd.to_path_buf();
+            let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
+                .await
+                .unwrap_or(0);
+            if used > disk_budget {
+                return used;
+            }
         }
-        Err(_) => Err(RunError::Timeout {
-            program: program.display().to_string(),
-            limit,
+    };
+    let program_name = || program.display().to_string();
+    tokio::select! {
+        finished = tokio::time::timeout(limit, work) => match finished {
+            Ok(result) => {
+                let (status, stderr) = result?;
+                let success = exit_status(program, status, &stderr, limit, file_bytes).map_err(|e| match e {
+                    RunError::OverBudget { program, .. } => RunError::OverBudget {
+                        program,
+                        used: disk_usage(cwd).max(file_bytes),
+                        budget: disk_budget,
+                    },
+                    e => e,
+                })?;
+                // A program that survives SIGXFSZ fails on EFBIG instead: still the budget.
+                if !success {
+                    let used = disk_usage(cwd);
+                    if used >= disk_budget {
+                        return Err(RunError::OverBudget {
+                            program: program_name(),
+                            used,
+                            budget: disk_budget,
+                        });
+                    }
+                }
+                Ok(Captured {
+                    success,
+                    stdout: Vec::new(),
+                    stderr,
+                    wall: started.elapsed(),
+                })
+            }
+            Err(_) => Err(RunError::Timeout {
+                program: program_name(),
+                limit,
+            }),
+        },
+        used = over_budget => Err(RunError::OverBudget {
+            program: program_name(),
+            used,
+            budget: disk_budget,
         }),
     }
 }
@@ -366,15 +632,39 @@ pub fn time_limit(media_s: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn sh(script: &str) -> (PathBuf, Vec<OsString>) {
         ("bash".into(), vec!["-c".into(), script.into()])
     }
 
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    /// A job directory as the worker makes it: searchable by the jail's uid, with a `work/`
+    /// it owns.
+    fn job_dir(tools: &Tools) -> tempfile::TempDir {
+        let job = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(job.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(job.path().join("work")).unwrap();
+        if tools.jail.drop_user {
+            std::os::unix::fs::chown(
+                job.path().join("work"),
+                Some(jail::JAIL_UID),
+                Some(jail::JAIL_GID),
+            )
+            .unwrap();
+        }
+        job
+    }
+
+    fn stdout(out: &Captured) -> String {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     #[tokio::test]
     async fn children_get_no_network_and_resource_limits() {
         let (tools, missing) = Tools::detect().await;
-        if !tools.isolate_network {
+        if !tools.jail.network_namespace {
             assert!(
                 missing.iter().any(|m| m.contains("network namespace")),
                 "a missing network namespace must be reported: {missing:?}"
@@ -387,10 +677,8 @@ mod tests {
         let (program, args) = sh(&format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected; ulimit -n; ulimit -c"
         ));
-        let out = capture(&program, &args, Duration::from_secs(10), &tools, None)
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let out = capture(&program, &args, LIMIT, &tools, None).await.unwrap();
+        let stdout = stdout(&out);
         assert!(!stdout.contains("connected"), "{stdout}");
         assert!(
             listener.accept().is_err(),
@@ -398,7 +686,7 @@ mod tests {
         );
         assert_eq!(
             stdout.lines().collect::<Vec<_>>(),
-            [MAX_OPEN_FILES.to_string().as_str(), "0"]
+            [jail::MAX_OPEN_FILES.to_string().as_str(), "0"]
         );
     }
 
@@ -412,34 +700,401 @@ mod tests {
             );
             return;
         }
+        // A directory and a file only the host may read, as a dry run's are: the jail's uid
+        // is let in.
         let job = tempfile::tempdir().unwrap();
         let other = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(job.path().join("input"), "job bytes").unwrap();
+        std::fs::set_permissions(
+            job.path().join("input"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         std::fs::write(other.path().join("canary"), "canary bytes").unwrap();
         let read = |path: &Path| format!("cat {}", path.display());
-        let limit = Duration::from_secs(10);
 
-        let (program, args) = sh(&read(&job.path().join("input")));
-        let out = capture(&program, &args, limit, &tools, Some(job.path()))
-            .await
-            .unwrap();
+        // Paths inside the job directory are passed relative to it, as ffprobe's input is.
+        let out = capture(
+            Path::new("cat"),
+            &[job.path().join("input").into()],
+            LIMIT,
+            &tools,
+            Some(job.path()),
+        )
+        .await
+        .unwrap();
         assert!(out.success, "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.stdout, b"job bytes");
 
         for target in [other.path().join("canary"), PathBuf::from("/etc/hostname")] {
             let (program, args) = sh(&read(&target));
-            let out = capture(&program, &args, limit, &tools, Some(job.path()))
+            let out = capture(&program, &args, LIMIT, &tools, Some(job.path()))
                 .await
                 .unwrap();
             assert!(!out.success, "{} was readable", target.display());
             assert!(out.stdout.is_empty());
         }
 
-        let (program, args) = sh(&format!("echo x > {}/written", job.path().display()));
-        let out = capture(&program, &args, limit, &tools, Some(job.path()))
+        let (program, args) = sh("echo x > written");
+        let out = capture(&program, &args, LIMIT, &tools, Some(job.path()))
             .await
             .unwrap();
         assert!(!out.success, "a read-only job directory was written to");
+    }
+
+    #[tokio::test]
+    async fn kill_minus_one_reaches_nothing_outside_the_job() {
+        let (tools, missing) = Tools::detect().await;
+        if !tools.jail.pid_namespace {
+            assert!(
+                missing.iter().any(|m| m.contains("PID namespace")),
+                "a missing PID namespace must be reported: {missing:?}"
+            );
+            return;
+        }
+        let mut host_canary = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let (program, args) = sh("sleep 3; echo alive");
+        let job_canary = capture(&program, &args, LIMIT, &tools, None);
+        // The guard keeps a broken jail from signalling the whole machine: without a PID
+        // namespace of its own the shell is not PID 1 and stops there, failing the test.
+        let (program, args) = sh("[ $$ = 1 ] || exit 3; kill -KILL -1; echo done");
+        let attacker = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            capture(&program, &args, LIMIT, &tools, None).await
+        };
+        let (canary, attacker) = tokio::join!(job_canary, attacker);
+        let attacker = attacker.unwrap();
+        let started = Instant::now();
+        let host_alive = host_canary.try_wait().unwrap().is_none();
+        let _ = host_canary.kill();
+        let _ = host_canary.wait();
+        assert!(
+            attacker.success,
+            "{}",
+            String::from_utf8_lossy(&attacker.stderr)
+        );
+        assert_eq!(stdout(&attacker).trim(), "done");
+        assert!(host_alive, "kill -1 in a job killed a process of the host");
+        let canary = canary.unwrap();
+        assert_eq!(
+            stdout(&canary).trim(),
+            "alive",
+            "kill -1 in a job killed another job"
+        );
+        println!(
+            "kill -KILL -1 from a job: contained, canaries alive ({:?})",
+            started.elapsed()
+        );
+    }
+
+    fn find_process(marker: &str) -> Option<u32> {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains(marker)
+                .then_some(pid)
+        })
+    }
+
+    #[tokio::test]
+    async fn a_grandchild_does_not_outlive_its_job() {
+        let (tools, missing) = Tools::detect().await;
+        if !tools.jail.pid_namespace {
+            assert!(
+                missing.iter().any(|m| m.contains("PID namespace")),
+                "{missing:?}"
+            );
+            return;
+        }
+        let marker = format!("4{}.{}", std::process::id() % 1000, 1 + rand_digit());
+        // setsid leaves the child's process group: only the namespace can still stop it. Its
+        // stdio is closed, so that it does not hold the pipes capture reads.
+        let (program, args) = sh(&format!(
+            "setsid sleep {marker} <&- >&- 2>&- & sleep 0.3; echo started"
+        ));
+        let out = capture(&program, &args, LIMIT, &tools, None).await.unwrap();
+        assert_eq!(stdout(&out).trim(), "started");
+        let started = Instant::now();
+        let mut survivor = find_process(&format!("sleep\0{marker}"));
+        while survivor.is_some() && started.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            survivor = find_process(&format!("sleep\0{marker}"));
+        }
+        if let Some(pid) = survivor {
+            // SAFETY: kill takes plain values.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("the job's grandchild {pid} survived it");
+        }
+    }
+
+    fn rand_digit() -> u32 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() % 9)
+    }
+
+    #[tokio::test]
+    async fn children_cannot_connect_to_unix_sockets() {
+        use std::os::linux::net::SocketAddrExt;
+        let (tools, missing) = Tools::detect().await;
+        if !tools.jail.no_sockets {
+            assert!(missing.iter().any(|m| m.contains("seccomp")), "{missing:?}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let path = dir.path().join("host.sock");
+        let pathname = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let name = format!("mediahost-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let abstract_ = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        for l in [&pathname, &abstract_] {
+            l.set_nonblocking(true).unwrap();
+        }
+        let connect = |target: String| {
+            sh(&format!(
+                "socat -u OPEN:/dev/null {target} && echo connected"
+            ))
+        };
+        let pathname_target = format!("UNIX-CONNECT:{}", path.display());
+        for (target, listener) in [
+            (pathname_target.clone(), &pathname),
+            (format!("ABSTRACT-CONNECT:{name}"), &abstract_),
+        ] {
+            let (program, args) = connect(target.clone());
+            let out = capture(&program, &args, LIMIT, &tools, None).await.unwrap();
+            assert!(!stdout(&out).contains("connected"), "{target} was reached");
+            assert!(listener.accept().is_err(), "{target} was reached");
+        }
+        // The control: without the filter the same pathname socket is reached, so the test
+        // above can fail.
+        let mut open = tools.clone();
+        open.jail.no_sockets = false;
+        open.confine_fs = false;
+        let (program, args) = connect(pathname_target);
+        let out = capture(&program, &args, LIMIT, &open, None).await.unwrap();
+        assert!(
+            stdout(&out).contains("connected"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[tokio::test]
+    async fn children_run_unprivileged_in_their_own_session() {
+        let (tools, missing) = Tools::detect().await;
+        if jail::host_is_root() && !tools.jail.drop_user {
+            assert!(
+                missing.iter().any(|m| m.contains("runs as root")),
+                "{missing:?}"
+            );
+            return;
+        }
+        // Landlock keeps /proc out of reach; this looks at the other mechanisms.
+        let mut tools = tools;
+        tools.confine_fs = false;
+        let (program, args) =
+            sh("grep -E '^(Uid|Gid|Groups|CapPrm|CapEff|CapAmb|NoNewPrivs):' /proc/self/status");
+        let out = capture(&program, &args, LIMIT, &tools, None).await.unwrap();
+        let status = stdout(&out);
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_else(|| panic!("no {name} in {status}"))
+        };
+        for cap in ["CapPrm", "CapEff", "CapAmb"] {
+            assert_eq!(field(cap), ["0000000000000000"], "{status}");
+        }
+        assert_eq!(field("NoNewPrivs"), ["1"]);
+        if jail::host_is_root() {
+            assert_eq!(field("Uid"), ["65534"; 4]);
+            assert_eq!(field("Gid"), ["65534"; 4]);
+            assert!(field("Groups").is_empty(), "{status}");
+        }
+
+        // A signal to the host's process group (Ctrl-C, systemd's control-group stop) is not
+        // one to the child's: it leads its own session.
+        let (program, args) = sh("sleep 5");
+        let (child, _group) = spawn(&program, &args, None, LIMIT, &tools, 1 << 20).unwrap();
+        let pid = child.id().unwrap();
+        let ids = |pid: String| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let fields: Vec<String> = stat[stat.rfind(')').unwrap() + 2..]
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            (fields[2].clone(), fields[3].clone())
+        };
+        let (group, session) = ids(pid.to_string());
+        let (our_group, our_session) = ids("self".into());
+        assert_eq!(
+            (group.as_str(), session.as_str()),
+            (pid.to_string().as_str(), pid.to_string().as_str())
+        );
+        assert_ne!(group, our_group);
+        assert_ne!(session, our_session);
+    }
+
+    #[tokio::test]
+    async fn a_signal_the_host_did_not_send_is_an_interruption() {
+        let (tools, _) = Tools::detect().await;
+        let (program, args) = sh("sleep 5");
+        let (mut child, _group) = spawn(&program, &args, None, LIMIT, &tools, 1 << 20).unwrap();
+        // SAFETY: kill takes plain values.
+        unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
+        let status = child.wait().await.unwrap();
+        let err = exit_status(&program, status, b"", LIMIT, 1 << 20).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RunError::Interrupted {
+                    signal: libc::SIGTERM,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.code(ErrorCode::FfmpegFailed),
+            ErrorCode::FfmpegInterrupted
+        );
+
+        // ffmpeg catches SIGTERM and exits 255 saying so.
+        let status = ExitStatus::from_raw(255 << 8);
+        let said = b"frame=1\nExiting normally, received signal 15.\n";
+        let err = exit_status(&program, status, said, LIMIT, 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, RunError::Interrupted { signal: 15, .. }),
+            "{err}"
+        );
+        assert!(!exit_status(&program, status, b"Invalid data", LIMIT, 1 << 20).unwrap());
+
+        let overloaded = spawn_error(&program, std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert_eq!(
+            overloaded.code(ErrorCode::FfmpegFailed),
+            ErrorCode::HostOverloaded
+        );
+    }
+
+    #[tokio::test]
+    async fn a_step_over_its_disk_budget_is_stopped() {
+        let (tools, _) = Tools::detect().await;
+        let budget = 1 << 20;
+        // Many small files, none over the per-file limit: the watcher stops it.
+        let job = job_dir(&tools);
+        let (program, args) = sh(
+            "for i in $(seq 200); do head -c 65536 /dev/zero > work/f$i; sleep 0.01; done; \
+             echo finished",
+        );
+        let started = Instant::now();
+        let err = run_in(&program, &tools, &args, job.path(), LIMIT, budget, |_| {})
+            .await
+            .unwrap_err();
+        let contained = started.elapsed();
+        assert!(
+            matches!(err, RunError::OverBudget { used, budget: b, .. } if used > b && b == budget),
+            "{err}"
+        );
+        assert_eq!(err.code(ErrorCode::FfmpegFailed), ErrorCode::OutputTooLarge);
+        assert!(contained < Duration::from_secs(10), "{contained:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = disk_usage(job.path());
+        assert!(
+            after < 2 * budget,
+            "the writer went on after it was stopped: {after}"
+        );
+        println!("many small files over a 1 MiB budget: {err} ({contained:?})");
+
+        // One file past the budget: the kernel stops it at the budget (RLIMIT_FSIZE).
+        let job = job_dir(&tools);
+        let (program, args) = sh("exec head -c 50000000 /dev/zero > work/big");
+        let started = Instant::now();
+        let err = run_in(&program, &tools, &args, job.path(), LIMIT, budget, |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RunError::OverBudget { .. }), "{err}");
+        assert!(disk_usage(job.path()) <= budget);
+        println!(
+            "one file over a 1 MiB budget: {err} ({:?})",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn progress_is_read_line_by_line_with_a_cap() {
+        let (tools, _) = Tools::detect().await;
+        let job = job_dir(&tools);
+        let (program, args) = sh(
+            "echo out_time_us=1500000; head -c 50000000 /dev/zero; echo; echo out_time_us=2500000",
+        );
+        let mut seen = Vec::new();
+        let out = run_in(&program, &tools, &args, job.path(), LIMIT, 1 << 20, |t| {
+            seen.push(t)
+        })
+        .await
+        .unwrap();
+        assert!(out.success);
+        assert_eq!(seen, [1.5, 2.5]);
+    }
+
+    #[tokio::test]
+    async fn stdout_is_read_with_a_cap() {
+        let (tools, _) = Tools::detect().await;
+        let (program, args) = sh("head -c 100000000 /dev/zero; echo finished >&2");
+        let started = Instant::now();
+        let err = capture(&program, &args, LIMIT, &tools, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RunError::StdoutTooLarge { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn decoders_are_allowlisted_for_ffmpeg_and_ffprobe() {
+        let (tools, _) = Tools::detect().await;
+        let job = job_dir(&tools);
+        let make = |codec: &str| {
+            let path = job.path().join(format!("{codec}.wav"));
+            let made = std::process::Command::new(&tools.ffmpeg)
+                .args([
+                    "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", codec,
+                ])
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(made.success(), "{codec}");
+            path
+        };
+        for (codec, allowed) in [("pcm_s16le", true), ("adpcm_yamaha", false)] {
+            let input = make(codec);
+            let mut probe = input_guard_args();
+            probe.extend(["-v", "error", "-show_streams"].map(OsString::from));
+            probe.push(input.clone().into());
+            let mut decode = input_guard_args();
+            decode.extend(["-v", "error", "-i"].map(OsString::from));
+            decode.push(input.into());
+            decode.extend(["-f", "null", "-"].map(OsString::from));
+            for (program, args) in [(&tools.ffprobe, probe), (&tools.ffmpeg, decode)] {
+                let out = capture(program, &args, LIMIT, &tools, Some(job.path()))
+                    .await
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(
+                    !stderr.contains("not on whitelist"),
+                    allowed,
+                    "{} {codec}: {stderr}",
+                    program.display()
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! Measurements a preset can ask for, run by the host with ffmpeg.
+//!
+//! Not here: which analyses a plan may request (that is the worker's pipeline).
 
 use std::path::Path;
 
+use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools};
 use crate::preset::wit;
 
 /// EBU R128 loudness of one audio stream (ffmpeg's `ebur128` filter, true peak oversampled).
+/// A measurement the media makes fail is `ANALYSIS_FAILED`; ffmpeg stopped by something else
+/// (a signal the host did not send, a host out of resources) keeps its own, retryable code.
 pub async fn loudness(
     tools: &Tools,
     file: &Path,
     stream: u32,
     duration_s: f64,
-) -> Result<wit::Loudness, String> {
+) -> Result<wit::Loudness, JobError> {
+    let failed = |why: String| JobError::new(ErrorCode::AnalysisFailed, "analyze", why);
     let mut args: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-nostats"]
         .iter()
         .map(Into::into)
@@ -38,7 +44,7 @@ pub async fn loudness(
         file.parent(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| JobError::new(e.code(ErrorCode::AnalysisFailed), "analyze", e.to_string()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.success {
         let last = stderr
@@ -46,11 +52,11 @@ pub async fn loudness(
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        return Err(format!(
+        return Err(failed(format!(
             "loudness measurement of stream {stream} failed: {last}"
-        ));
+        )));
     }
-    parse_summary(&stderr).ok_or_else(|| "ffmpeg printed no loudness summary".to_owned())
+    parse_summary(&stderr).ok_or_else(|| failed("ffmpeg printed no loudness summary".to_owned()))
 }
 
 fn value_after(text: &str, key: &str) -> Option<f64> {

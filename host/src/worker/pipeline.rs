@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::error::{ErrorCode, JobError};
-use crate::ffmpeg::{self, Tools, render};
+use crate::ffmpeg::{self, Tools, jail, output, render};
 use crate::job::{Job, JobStore, OutputRecord, StreamSummary};
 use crate::media::{analysis, probe};
 use crate::plan::allowlist;
@@ -38,6 +38,8 @@ pub struct Context {
     pub scratch_root: PathBuf,
     /// How long a failed attempt's scratch directory is kept (zero: removed at once).
     pub keep_failed: std::time::Duration,
+    /// The most bytes a job's scratch directory may hold while ffmpeg runs.
+    pub disk_budget: u64,
 }
 
 /// The result of a successful job.
@@ -53,23 +55,59 @@ pub struct Finished {
 pub struct Scratch(PathBuf, std::sync::atomic::AtomicBool);
 
 impl Scratch {
-    fn create(root: &Path, job: &Job) -> Result<Self, JobError> {
+    /// Creates the job's directory. With `jail_owns_outputs` (ffmpeg runs as the jail's uid),
+    /// `work/` and `out/` belong to that uid; the job directory and `in/` stay the host's, so
+    /// ffmpeg can replace nothing but its own files.
+    fn create(root: &Path, job: &Job, jail_owns_outputs: bool) -> Result<Self, JobError> {
+        use std::os::unix::fs::PermissionsExt;
         let dir = root.join(format!("{}-{}", job.id, job.attempts));
         let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["in", "work", "out"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
-                JobError::new(
-                    ErrorCode::Internal,
-                    "download",
-                    format!("cannot create scratch directory: {e}"),
-                )
-            })?;
-        }
+        let made = || -> std::io::Result<()> {
+            for sub in ["in", "work", "out"] {
+                std::fs::create_dir_all(dir.join(sub))?;
+            }
+            for sub in ["", "in"] {
+                std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(0o755))?;
+            }
+            if jail_owns_outputs {
+                for sub in ["work", "out"] {
+                    std::os::unix::fs::chown(
+                        dir.join(sub),
+                        Some(jail::JAIL_UID),
+                        Some(jail::JAIL_GID),
+                    )?;
+                }
+            }
+            Ok(())
+        };
+        made().map_err(|e| {
+            JobError::new(
+                ErrorCode::Internal,
+                "download",
+                format!("cannot create scratch directory: {e}"),
+            )
+        })?;
         Ok(Self(dir, std::sync::atomic::AtomicBool::new(false)))
     }
 
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// Removes the directory now, retrying while a stopped ffmpeg may still be dying (its
+    /// last writes can land after a first pass); on success, dropping has nothing left to do.
+    async fn remove_now(&self) {
+        for _ in 0..40 {
+            match std::fs::remove_dir_all(&self.0) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                _ => {
+                    self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
     }
 
     /// Moves the directory to `dest` and leaves it there (a failed attempt, for debugging).
@@ -140,7 +178,7 @@ pub async fn run(
     preset: &Arc<Preset>,
     progress: &watch::Sender<f64>,
 ) -> Result<Finished, JobError> {
-    let scratch = Scratch::create(&ctx.scratch_root, job)?;
+    let scratch = Scratch::create(&ctx.scratch_root, job, ctx.tools.jail.drop_user)?;
     let mut run = Run {
         ctx,
         job,
@@ -153,7 +191,11 @@ pub async fn run(
         Ok(()) => run.plan_and_execute(preset).await,
         Err(e) => Err(e),
     };
-    if result.is_err() && !ctx.keep_failed.is_zero() {
+    // A job over its disk budget is never kept: keeping it is how a full disk stays full.
+    let over_budget = matches!(&result, Err(e) if e.code == ErrorCode::OutputTooLarge);
+    if over_budget {
+        scratch.remove_now().await;
+    } else if result.is_err() && !ctx.keep_failed.is_zero() {
         let kept = ctx.scratch_root.join("failed").join(
             scratch
                 .path()
@@ -246,6 +288,11 @@ impl Run<'_> {
                         format!("input '{name}': {why}"),
                     ),
                 })?;
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                    .map_err(|e| JobError::new(ErrorCode::Internal, "download", e.to_string()))?;
+            }
             self.log("host", format!("downloaded input '{name}' from {uri}"))
                 .await;
             let started = Instant::now();
@@ -294,6 +341,7 @@ impl Run<'_> {
                         let outputs = self.execute(step, false).await?;
                         for out in outputs {
                             taken.insert(out.name.clone());
+                            self.checked(&step.step().name, &out)?;
                             let started = Instant::now();
                             let info = probe::probe(&self.ctx.tools, &out.path).await;
                             self.child_s += started.elapsed().as_secs_f64();
@@ -445,6 +493,7 @@ impl Run<'_> {
             &rendered.argv,
             self.scratch.path(),
             ffmpeg::time_limit(media_s),
+            self.ctx.disk_budget,
             |t| {
                 if media_s > 0.0 {
                     let to = start + span * (t / media_s).clamp(0.0, 1.0);
@@ -460,11 +509,18 @@ impl Run<'_> {
         )
         .await;
         let captured = result.map_err(|e| {
-            let code = match e {
-                ffmpeg::RunError::Timeout { .. } => ErrorCode::FfmpegTimeout,
-                _ => ErrorCode::FfmpegFailed,
+            let hint = match e {
+                ffmpeg::RunError::OverBudget { .. } => {
+                    "; the scratch was freed. Ask for a smaller or shorter output, or raise \
+                     --job-disk-budget-mib"
+                }
+                _ => "",
             };
-            JobError::new(code, "ffmpeg", format!("step '{name}': {e}"))
+            JobError::new(
+                e.code(ErrorCode::FfmpegFailed),
+                "ffmpeg",
+                format!("step '{name}': {e}{hint}"),
+            )
         })?;
         self.child_s += captured.wall.as_secs_f64();
         let stderr = String::from_utf8_lossy(&captured.stderr).into_owned();
@@ -536,8 +592,7 @@ impl Run<'_> {
             }
         };
         self.child_s += started.elapsed().as_secs_f64();
-        let loudness =
-            value.map_err(|why| JobError::new(ErrorCode::AnalysisFailed, "analyze", why))?;
+        let loudness = value?;
         self.log(
             "host",
             format!(
@@ -552,6 +607,22 @@ impl Run<'_> {
         })
     }
 
+    /// Opens a file a step wrote as a regular file reached without symlinks. Every process of
+    /// the step is gone by now (its PID namespace died with it), so nothing swaps it after this.
+    fn checked(
+        &self,
+        step: &str,
+        out: &render::RenderedOutput,
+    ) -> Result<output::CheckedFile, JobError> {
+        output::open_regular(self.scratch.path(), &out.path).map_err(|e| {
+            JobError::new(
+                ErrorCode::FfmpegFailed,
+                "ffmpeg",
+                format!("step '{step}' left an unusable '{}': {e}", out.name),
+            )
+        })
+    }
+
     /// Uploads delivered files under deterministic keys, then the manifest, last.
     async fn publish(
         &mut self,
@@ -559,6 +630,7 @@ impl Run<'_> {
     ) -> Result<Vec<OutputRecord>, JobError> {
         let mut records = Vec::new();
         for file in files {
+            let checked = self.checked("deliver", &file)?;
             let started = Instant::now();
             let info = probe::probe(&self.ctx.tools, &file.path).await;
             self.child_s += started.elapsed().as_secs_f64();
@@ -576,10 +648,14 @@ impl Run<'_> {
                 .unwrap_or("bin");
             let key = ObjectKey::parse(&format!("jobs/{}/{}.{ext}", self.job.id, file.name))
                 .expect("output names are validated");
-            let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+            let size = checked.len;
             self.ctx
                 .storage
-                .upload(&file.path, &key, allowlist::content_type(&file.container))
+                .upload(
+                    &checked.fd_path(),
+                    &key,
+                    allowlist::content_type(&file.container),
+                )
                 .await
                 .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
             records.push(output_record(&self.ctx.storage, &file, &key, size, &info));
