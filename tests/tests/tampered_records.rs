@@ -88,7 +88,14 @@ async fn a_worker_refuses_job_records_rewritten_in_redis() {
     // failing on it forever.
     let garbage = submit().await;
     assert_eq!(
-        redis_cli(&d, &["SET", &format!("mediahost:job:{garbage}"), "{\"not\": \"a job\"}"]),
+        redis_cli(
+            &d,
+            &[
+                "SET",
+                &format!("mediahost:job:{garbage}"),
+                "{\"not\": \"a job\"}"
+            ]
+        ),
         "OK"
     );
 
@@ -106,7 +113,10 @@ async fn a_worker_refuses_job_records_rewritten_in_redis() {
         assert_eq!(job["state"], "FAILED", "{label}: {job}");
         assert_eq!(job["error"]["code"], "JOB_RECORD_INVALID", "{label}: {job}");
         assert_eq!(job["error"]["step"], "validate", "{label}: {job}");
-        assert_eq!(job["attempts"], 1, "{label}: a bad record is not retried: {job}");
+        assert_eq!(
+            job["attempts"], 1,
+            "{label}: a bad record is not retried: {job}"
+        );
         assert!(
             contained < CONTAIN_BOUND,
             "{label}: contained after {contained:?}"

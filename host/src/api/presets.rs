@@ -318,7 +318,7 @@ async fn probe_uri(state: &SharedState, name: &str, uri: &str) -> Result<wit::Me
         .map_err(|e| ApiError::new(ErrorCode::StorageFailed, format!("input '{name}': {e}")))?;
     probe::probe(&state.tools, &path).await.map_err(|e| {
         ApiError::new(
-            ErrorCode::InputUnreadable,
+            e.code(ErrorCode::InputUnreadable),
             format!("input '{name}' is not readable media: {e}"),
         )
         .with("input", name)

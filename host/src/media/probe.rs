@@ -13,13 +13,31 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::error::ErrorCode;
 use crate::ffmpeg::{self, Tools};
 use crate::preset::wit;
 
 /// Why a file could not be probed: the reason is ffprobe's own words.
+/// Why a file could not be probed: the media (the caller's code applies), or ffprobe/ffmpeg
+/// stopped for a reason of the host's (a signal, no free process or descriptor, a timeout), which
+/// keeps its own code so a retryable fault is not recorded as bad media.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ProbeError(pub String);
+pub enum ProbeError {
+    #[error("{0}")]
+    Media(String),
+    #[error("{0}: {1}")]
+    Run(&'static str, ffmpeg::RunError),
+}
+
+impl ProbeError {
+    /// The error code for this failure: `otherwise` when the media is at fault.
+    pub fn code(&self, otherwise: ErrorCode) -> ErrorCode {
+        match self {
+            Self::Media(_) => otherwise,
+            Self::Run(_, e) => e.code(otherwise),
+        }
+    }
+}
 
 /// The most tags kept per container or stream, and the most bytes kept of a key or a value.
 pub const MAX_TAGS: usize = 64;
@@ -54,20 +72,22 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeEr
         file.parent(),
     )
     .await
-    .map_err(|e| ProbeError(e.to_string()))?;
+    .map_err(|e| ProbeError::Run("ffprobe", e))?;
     if !out.success {
         let reason = last_line(&out.stderr).replace(&file.display().to_string(), "input");
-        return Err(ProbeError(if reason.is_empty() {
+        return Err(ProbeError::Media(if reason.is_empty() {
             "ffprobe could not read the file".into()
         } else {
             format!("ffprobe: {reason}")
         }));
     }
     let json: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| ProbeError(format!("ffprobe gave unreadable JSON: {e}")))?;
+        .map_err(|e| ProbeError::Media(format!("ffprobe gave unreadable JSON: {e}")))?;
     let mut info = from_json(&json);
     if info.streams.is_empty() {
-        return Err(ProbeError("ffprobe found no streams in the file".into()));
+        return Err(ProbeError::Media(
+            "ffprobe found no streams in the file".into(),
+        ));
     }
     let timed = info
         .streams
@@ -116,7 +136,7 @@ async fn measure(tools: &Tools, file: &Path, size_bytes: u64) -> Result<f64, Pro
     let limit = measure_limit(size_bytes);
     let out = ffmpeg::capture(&tools.ffmpeg, &args, limit, tools, file.parent())
         .await
-        .map_err(|e| ProbeError(format!("measuring the real length: {e}")))?;
+        .map_err(|e| ProbeError::Run("measuring the real length", e))?;
     let measured = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("out_time_us="))
@@ -126,7 +146,7 @@ async fn measure(tools: &Tools, file: &Path, size_bytes: u64) -> Result<f64, Pro
         Some(us) if out.success => Ok(us.max(0) as f64 / 1e6),
         _ => {
             let reason = last_line(&out.stderr).replace(&file.display().to_string(), "input");
-            Err(ProbeError(format!(
+            Err(ProbeError::Media(format!(
                 "ffmpeg could not read the file through to measure its length: {reason}"
             )))
         }
@@ -318,6 +338,26 @@ fn rotation(s: &Value) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_stopped_by_the_host_keeps_its_retryable_code() {
+        let interrupted = ProbeError::Run(
+            "ffprobe",
+            ffmpeg::RunError::Interrupted {
+                program: "ffprobe".into(),
+                signal: 15,
+            },
+        );
+        assert_eq!(
+            interrupted.code(ErrorCode::InputUnreadable),
+            ErrorCode::FfmpegInterrupted
+        );
+        let bad = ProbeError::Media("ffprobe found no streams in the file".into());
+        assert_eq!(
+            bad.code(ErrorCode::InputUnreadable),
+            ErrorCode::InputUnreadable
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -300,7 +300,7 @@ impl Run<'_> {
             self.child_s += started.elapsed().as_secs_f64();
             let info = info.map_err(|e| {
                 JobError::new(
-                    ErrorCode::InputUnreadable,
+                    e.code(ErrorCode::InputUnreadable),
                     "probe",
                     format!("input '{name}' is not readable media: {e}"),
                 )
@@ -347,7 +347,7 @@ impl Run<'_> {
                             self.child_s += started.elapsed().as_secs_f64();
                             let info = info.map_err(|e| {
                                 JobError::new(
-                                    ErrorCode::FfmpegFailed,
+                                    e.code(ErrorCode::FfmpegFailed),
                                     "ffmpeg",
                                     format!(
                                         "step '{}' wrote an unreadable '{}': {e}",
@@ -636,7 +636,7 @@ impl Run<'_> {
             self.child_s += started.elapsed().as_secs_f64();
             let info = info.map_err(|e| {
                 JobError::new(
-                    ErrorCode::FfmpegFailed,
+                    e.code(ErrorCode::FfmpegFailed),
                     "ffmpeg",
                     format!("output '{}' is unreadable: {e}", file.name),
                 )
