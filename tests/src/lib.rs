@@ -7,6 +7,7 @@
 //! - [`s3`]: a private `s3s-fs` (S3-compatible server) and a SigV4 presigner to talk to it;
 //! - [`host`]: the `mediahost serve` binary under test, one per test binary where possible;
 //! - [`deployment`]: separate `mediahost api` and `mediahost worker` processes on one Redis;
+//! - [`hostile`]: the hostile preset components, built when stale, beside the built-in presets;
 //! - [`client`]: the HTTP calls a user makes (upload, submit, poll, download) and problem checks;
 //! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results.
 //!
@@ -16,6 +17,7 @@
 pub mod client;
 pub mod deployment;
 pub mod host;
+pub mod hostile;
 pub mod media;
 pub mod process;
 pub mod redis;

@@ -10,36 +10,20 @@
 //! test the host must still run an ordinary job. Each case prints a row (attack, outcome, time
 //! to contain, canary leaked); run with `--nocapture` to see the table.
 //!
-//! The hostile presets live in `tests/fixtures/hostile-presets`; this file builds them with its
-//! `build.sh` when `dist/` is missing or older than their sources.
+//! The hostile presets live in `tests/fixtures/hostile-presets`; [`mediahost_e2e::hostile`] builds
+//! them with its `build.sh` when a component is missing or older than its sources.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use mediahost_e2e::client::expect_problem;
-use mediahost_e2e::host::{self, StorageKind};
-use mediahost_e2e::{Client, Host, media, process};
+use mediahost_e2e::host::StorageKind;
+use mediahost_e2e::{Client, Host, hostile, media, process};
 use serde_json::{Value, json};
-
-/// The hostile components `build.sh` must leave in `dist/`.
-const HOSTILE: &[&str] = &[
-    "hostile-loop",
-    "hostile-memory",
-    "hostile-recursion",
-    "hostile-panic",
-    "hostile-describe",
-    "hostile-oversized-plan",
-    "hostile-plan",
-    "hostile-wasi",
-    "hostile-sleep",
-    "hostile-sleep-describe",
-    "hostile-impostor",
-    "hostile-pad",
-];
 
 /// A preset call is bounded at 100 ms, so a faulting preset is contained in well under this.
 const PRESET_BOUND: Duration = Duration::from_secs(10);
@@ -117,19 +101,9 @@ fn suite() -> &'static Suite {
 }
 
 fn start_suite() -> Result<Suite, String> {
-    let dist = hostile_dist()?;
-    // The host takes one presets directory: the built-in presets, the hostile ones, and a file
+    // The host takes one presets directory: the built-in presets, every hostile one, and a file
     // that is not a component at all.
-    let presets = process::fixture_dir("presets");
-    for dir in [host::presets_dir(), dist] {
-        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            if path.extension().is_some_and(|x| x == "wasm") {
-                let dest = presets.path().join(path.file_name().expect("a file name"));
-                std::fs::copy(&path, &dest).map_err(|e| format!("copy {}: {e}", path.display()))?;
-            }
-        }
-    }
+    let presets = hostile::presets_with("presets", &hostile::components()?)?;
     std::fs::write(
         presets.path().join("not-a-component.wasm"),
         b"\0asm\x01\0\0\0 this is not a component",
@@ -159,77 +133,6 @@ fn start_suite() -> Result<Suite, String> {
         media,
         _presets: presets,
     })
-}
-
-/// `tests/fixtures/hostile-presets/dist`, built by its `build.sh` (once per test binary) when a
-/// component is missing or older than its sources.
-fn hostile_dist() -> Result<PathBuf, String> {
-    static DIST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    DIST.get_or_init(|| {
-        let root = mediahost_e2e::repo_root();
-        let workspace = root.join("tests/fixtures/hostile-presets");
-        let dist = workspace.join("dist");
-        let components: Vec<PathBuf> = HOSTILE
-            .iter()
-            .map(|name| dist.join(format!("{name}-1.0.0.wasm")))
-            .collect();
-        let oldest = components.iter().map(|p| modified(p)).min().flatten();
-        let mut sources = vec![
-            workspace.join("Cargo.toml"),
-            root.join("preset-sdk/src"),
-            root.join("preset-sdk/Cargo.toml"),
-            root.join("wit"),
-        ];
-        sources.extend(HOSTILE.iter().map(|name| workspace.join(name)));
-        let newest = sources.iter().filter_map(|p| newest_in(p)).max();
-        let fresh = matches!((oldest, newest), (Some(built), Some(source)) if built >= source);
-        if fresh {
-            return Ok(dist);
-        }
-        eprintln!(
-            "[adversarial] building the hostile presets: {}/build.sh",
-            workspace.display()
-        );
-        let output = Command::new("bash")
-            .arg(workspace.join("build.sh"))
-            // build.sh looks for its artifacts under its own target/.
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET_DIR")
-            .output()
-            .map_err(|e| format!("cannot run {}/build.sh: {e}", workspace.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{}/build.sh failed with {}; the adversarial tests need its components:\n{}\n{}",
-                workspace.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        match components.iter().find(|p| !p.is_file()) {
-            Some(missing) => Err(format!("build.sh did not produce {}", missing.display())),
-            None => Ok(dist),
-        }
-    })
-    .clone()
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// The newest modification time of a file or of any file under a directory (skipping `target`).
-fn newest_in(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .flatten()
-        .filter(|e| e.file_name() != "target")
-        .filter_map(|e| newest_in(&e.path()))
-        .max()
 }
 
 fn ffmpeg() -> Command {

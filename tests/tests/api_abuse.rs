@@ -43,6 +43,11 @@ async fn ordinary_job(client: &Client, input: &str) {
     client.run_job_ok(&convert(input)).await;
 }
 
+/// Sends `request` and reads its answer as JSON.
+async fn send_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn sine(client: &Client, label: &str) -> String {
     let dir = process::fixture_dir(label);
     client
@@ -339,16 +344,12 @@ async fn with_api_tokens_the_job_api_needs_one() {
     // With a token: upload (the signed PUT needs none), submit, poll, to completion.
     let started = Instant::now();
     let token = "team-b-secret";
-    let grant: Value = http
-        .post(client.url("/v1/uploads"))
-        .bearer_auth(token)
-        .json(&json!({"filename": "tone.wav"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let grant = send_json(
+        http.post(client.url("/v1/uploads"))
+            .bearer_auth(token)
+            .json(&json!({"filename": "tone.wav"})),
+    )
+    .await;
     let dir = process::fixture_dir("tokens");
     let bytes = std::fs::read(media::sine(&dir.path().join("tone.wav"), 0.5)).unwrap();
     let put = http
@@ -371,15 +372,11 @@ async fn with_api_tokens_the_job_api_needs_one() {
         .unwrap()
         .to_owned();
     loop {
-        let job: Value = http
-            .get(client.url(&format!("/v1/jobs/{id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = send_json(
+            http.get(client.url(&format!("/v1/jobs/{id}")))
+                .bearer_auth(token),
+        )
+        .await;
         if job["state"] == "COMPLETED" {
             break;
         }
@@ -400,34 +397,55 @@ async fn with_api_tokens_the_job_api_needs_one() {
 /// Sends `head` and then nothing more; returns what the host answered and when the connection
 /// closed (`None`: still open after the bound).
 async fn stall(host: &Host, head: &[u8], trickle: bool) -> (String, Option<Duration>) {
-    let addr = host.base_url().trim_start_matches("http://").to_owned();
-    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let mut socket = connect(host).await;
     socket.write_all(head).await.unwrap();
     let started = Instant::now();
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    while started.elapsed() < SLOW_CLIENT_BOUND {
-        if trickle {
-            // One more header byte now and then, so the connection is never idle.
-            if socket.write_all(b"x").await.is_err() {
-                return (
-                    String::from_utf8_lossy(&answer).into_owned(),
-                    Some(started.elapsed()),
-                );
-            }
+    let closed = loop {
+        if started.elapsed() >= SLOW_CLIENT_BOUND {
+            break None;
+        }
+        // One more header byte now and then, so the connection is never idle.
+        if trickle && socket.write_all(b"x").await.is_err() {
+            break Some(started.elapsed());
         }
         match tokio::time::timeout(Duration::from_millis(500), socket.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                return (
-                    String::from_utf8_lossy(&answer).into_owned(),
-                    Some(started.elapsed()),
-                );
-            }
+            Ok(Ok(0)) | Ok(Err(_)) => break Some(started.elapsed()),
             Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
             Err(_) => {}
         }
-    }
-    (String::from_utf8_lossy(&answer).into_owned(), None)
+    };
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+/// A raw connection to `host`'s HTTP port.
+async fn connect(host: &Host) -> TcpStream {
+    let addr = host.base_url().trim_start_matches("http://").to_owned();
+    TcpStream::connect(addr).await.unwrap()
+}
+
+/// Asserts that a request `stall` sent was answered 408 REQUEST_TIMEOUT and closed, and prints
+/// its row.
+fn assert_timed_out(attack: &str, (answer, closed): (String, Option<Duration>)) {
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
+    let closed = closed.unwrap_or_else(|| panic!("not answered: {attack}"));
+    row(attack, "REQUEST_TIMEOUT", closed);
+}
+
+/// The path (without scheme and host) of the signed URL of a fresh upload grant for `filename`.
+async fn upload_path(client: &Client, filename: &str) -> String {
+    let grant = send_json(
+        client
+            .http()
+            .post(client.url("/v1/uploads"))
+            .json(&json!({"filename": filename})),
+    )
+    .await;
+    let url = grant["upload_url"].as_str().unwrap();
+    let path = url.split_once("//").unwrap().1.split_once('/').unwrap().1;
+    path.to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,62 +469,29 @@ async fn slow_clients_are_cut_off_within_the_request_timeout() {
     let closed = closed.expect("a client that never finishes its headers was not disconnected");
     row("slowloris: headers never finished", "disconnected", closed);
 
-    let (answer, closed) = stall(
-        &host,
-        b"POST /v1/jobs HTTP/1.1\r\nHost: mediahost\r\ncontent-type: application/json\r\n\
-          content-length: 400\r\n\r\n{\"preset\": ",
-        false,
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
-    let closed = closed.expect("a stalled JSON body was not answered");
-    row(
+    assert_timed_out(
         "JSON body stalls after 11 of 400 bytes",
-        "REQUEST_TIMEOUT",
-        closed,
+        stall(
+            &host,
+            b"POST /v1/jobs HTTP/1.1\r\nHost: mediahost\r\ncontent-type: application/json\r\n\
+              content-length: 400\r\n\r\n{\"preset\": ",
+            false,
+        )
+        .await,
     );
 
-    let upload: Value = client
-        .http()
-        .post(client.url("/v1/uploads"))
-        .json(&json!({"filename": "slow.wav"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = upload["upload_url"].as_str().unwrap();
-    let path = url.split_once("//").unwrap().1.split_once('/').unwrap().1;
+    let path = upload_path(&client, "slow.wav").await;
     let head = format!(
         "PUT /{path} HTTP/1.1\r\nHost: mediahost\r\ncontent-length: 100000\r\n\r\nRIFF0000WAVE"
     );
-    let (answer, closed) = stall(&host, head.as_bytes(), false).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
-    let closed = closed.expect("a stalled upload was not answered");
-    row(
+    assert_timed_out(
         "upload stalls after 12 of 100000 bytes",
-        "REQUEST_TIMEOUT",
-        closed,
+        stall(&host, head.as_bytes(), false).await,
     );
 
     // A slow upload that keeps sending is not cut off: the timeout is between chunks.
-    let upload: Value = client
-        .http()
-        .post(client.url("/v1/uploads"))
-        .json(&json!({"filename": "steady.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = upload["upload_url"].as_str().unwrap();
-    let path = url.split_once("//").unwrap().1.split_once('/').unwrap().1;
-    let addr = host.base_url().trim_start_matches("http://").to_owned();
-    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let path = upload_path(&client, "steady.bin").await;
+    let mut socket = connect(&host).await;
     let chunks = REQUEST_TIMEOUT_S as usize * 3;
     let head =
         format!("PUT /{path} HTTP/1.1\r\nHost: mediahost\r\ncontent-length: {chunks}\r\n\r\n");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use mediahost_e2e::client::{expect_problem, json_body};
 use mediahost_e2e::host::{self, StorageKind};
-use mediahost_e2e::{Client, Host, media, process};
+use mediahost_e2e::{Client, Host, hostile, media, process};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,7 +46,7 @@ struct Suite {
 fn suite() -> &'static Suite {
     static SUITE: OnceLock<Result<Suite, String>> = OnceLock::new();
     let started = SUITE.get_or_init(|| {
-        let presets = presets_with_hostile_pad()?;
+        let presets = hostile::presets_with("budgets-presets", &["hostile-pad-1.0.0.wasm"])?;
         let host = Host::start_with_args(
             StorageKind::Local,
             presets.path(),
@@ -66,44 +66,6 @@ fn suite() -> &'static Suite {
         Ok(suite) => suite,
         Err(why) => panic!("{why}"),
     }
-}
-
-/// The built-in presets plus `hostile-pad`, built with the hostile workspace's `build.sh` when
-/// its component is missing or older than its source.
-fn presets_with_hostile_pad() -> Result<tempfile::TempDir, String> {
-    let workspace = mediahost_e2e::repo_root().join("tests/fixtures/hostile-presets");
-    let component = workspace.join("dist/hostile-pad-1.0.0.wasm");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let source = modified(&workspace.join("hostile-pad/src/lib.rs"));
-    if modified(&component) < source {
-        let output = Command::new("bash")
-            .arg(workspace.join("build.sh"))
-            // build.sh looks for its artifacts under its own target/.
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET_DIR")
-            .output()
-            .map_err(|e| format!("cannot run {}/build.sh: {e}", workspace.display()))?;
-        if !output.status.success() || !component.is_file() {
-            return Err(format!(
-                "{}/build.sh failed ({}); it must build hostile-pad:\n{}",
-                workspace.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-    }
-    let presets = process::fixture_dir("budgets-presets");
-    let dir = host::presets_dir();
-    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        if path.extension().is_some_and(|x| x == "wasm") {
-            let dest = presets.path().join(path.file_name().expect("a file name"));
-            std::fs::copy(&path, &dest).map_err(|e| format!("copy {}: {e}", path.display()))?;
-        }
-    }
-    std::fs::copy(&component, presets.path().join("hostile-pad-1.0.0.wasm"))
-        .map_err(|e| format!("copy {}: {e}", component.display()))?;
-    Ok(presets)
 }
 
 fn ffmpeg() -> Command {
@@ -418,6 +380,36 @@ async fn every_output_gets_a_bound_from_its_input() {
 
 // ---- probes -------------------------------------------------------------------------------------
 
+/// A dry run of `audio-convert` to FLAC on `uri`.
+async fn dry_run(client: &Client, uri: &str) -> reqwest::Response {
+    client
+        .http()
+        .post(client.url("/v1/presets/audio-convert/1.0.0/plan"))
+        .json(&json!({ "inputs": { "main": uri }, "params": { "codec": "flac" } }))
+        .send()
+        .await
+        .expect("dry run")
+}
+
+/// A job that converted an input to FLAC: its final record, the time from submit to its end, and
+/// its log.
+struct Converted {
+    job: Value,
+    elapsed: Duration,
+    logs: Value,
+}
+
+async fn convert_to_flac(client: &Client, uri: &str) -> Converted {
+    let id = client
+        .submit_ok(&job("audio-convert", uri, json!({ "codec": "flac" })))
+        .await;
+    let started = Instant::now();
+    let job = client.wait_terminal(&id).await;
+    let elapsed = started.elapsed();
+    let logs = client.get_json(&format!("/v1/jobs/{id}/logs")).await;
+    Converted { job, elapsed, logs }
+}
+
 /// A FLAC whose comment is 1 MiB, mostly control bytes that ffprobe escapes six-fold in JSON.
 fn tagged_flac() -> PathBuf {
     let dir = suite().media.path();
@@ -452,14 +444,11 @@ async fn a_probe_that_would_amplify_stays_bounded() {
 
     // A dry run probes in the API process and returns the media info.
     let started = Instant::now();
-    let resp = client
-        .http()
-        .post(client.url("/v1/presets/audio-convert/1.0.0/plan"))
-        .json(&json!({ "inputs": { "main": uri }, "params": { "codec": "flac" } }))
-        .send()
+    let text = dry_run(&client, &uri)
         .await
-        .expect("dry run");
-    let text = resp.text().await.expect("dry run body");
+        .text()
+        .await
+        .expect("dry run body");
     row(
         "probe: 1 MiB tag in a dry run",
         &format!("{} bytes", text.len()),
@@ -484,13 +473,11 @@ async fn a_probe_that_would_amplify_stays_bounded() {
         .expect("the comment tag is kept, cut");
     assert!(comment["value"].as_str().unwrap().len() <= 1100);
 
-    let id = client
-        .submit_ok(&job("audio-convert", &uri, json!({ "codec": "flac" })))
-        .await;
-    let started = Instant::now();
-    let done = client.wait_terminal(&id).await;
-    let elapsed = started.elapsed();
-    let logs = client.get_json(&format!("/v1/jobs/{id}/logs")).await;
+    let Converted {
+        job: done,
+        elapsed,
+        logs,
+    } = convert_to_flac(&client, &uri).await;
     let weight = done.to_string().len() + logs.to_string().len();
     row(
         "probe: 1 MiB tag in a job",
@@ -536,18 +523,7 @@ async fn a_lying_duration_gets_limits_from_the_real_length() {
     let client = suite().host.client();
     let uri = client.upload(&lying_mkv()).await;
 
-    let answer = json_body(
-        client
-            .http()
-            .post(client.url("/v1/presets/audio-convert/1.0.0/plan"))
-            .json(&json!({ "inputs": { "main": uri }, "params": { "codec": "flac" } }))
-            .send()
-            .await
-            .expect("dry run"),
-        StatusCode::OK,
-        "dry run",
-    )
-    .await;
+    let answer = json_body(dry_run(&client, &uri).await, StatusCode::OK, "dry run").await;
     let container = &answer["inputs"]["main"]["container"];
     let measured = container["duration_s"].as_f64().unwrap_or(f64::MAX);
     assert!(measured < 2.0, "the measured length is used: {container:#}");
@@ -561,13 +537,11 @@ async fn a_lying_duration_gets_limits_from_the_real_length() {
         "the claim is noted: {container:#}"
     );
 
-    let id = client
-        .submit_ok(&job("audio-convert", &uri, json!({ "codec": "flac" })))
-        .await;
-    let started = Instant::now();
-    let done = client.wait_terminal(&id).await;
-    let elapsed = started.elapsed();
-    let logs = client.get_json(&format!("/v1/jobs/{id}/logs")).await;
+    let Converted {
+        job: done,
+        elapsed,
+        logs,
+    } = convert_to_flac(&client, &uri).await;
     let bounds = output_bounds(&logs);
     row(
         "media: MKV claiming 40,000,000 s",

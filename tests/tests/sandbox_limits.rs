@@ -7,19 +7,18 @@
 //! after. Each case prints a row (attack, outcome, time to contain); run with `--nocapture` to see
 //! the table.
 //!
-//! The hostile presets live in `tests/fixtures/hostile-presets`; this file builds them with its
-//! `build.sh` when one it needs is missing or older than its sources.
+//! The hostile presets live in `tests/fixtures/hostile-presets`; [`mediahost_e2e::hostile`] builds
+//! them with its `build.sh` when a component is missing or older than its sources.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use mediahost_e2e::client::expect_problem;
-use mediahost_e2e::host::{self, StorageKind};
-use mediahost_e2e::{Client, Host, media, process};
+use mediahost_e2e::host::StorageKind;
+use mediahost_e2e::{Client, Host, hostile, media, process};
 use serde_json::{Value, json};
 
 /// The hostile components this file uses, as `build.sh` names them in `dist/`.
@@ -42,94 +41,6 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 
 // ---- fixtures -----------------------------------------------------------------------------------
 
-/// `tests/fixtures/hostile-presets/dist`, built by its `build.sh` (once per test binary) when a
-/// component this file needs is missing or older than its sources.
-fn hostile_dist() -> &'static Path {
-    static DIST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let built = DIST.get_or_init(|| {
-        let root = mediahost_e2e::repo_root();
-        let workspace = root.join("tests/fixtures/hostile-presets");
-        let dist = workspace.join("dist");
-        let built = [SLEEP, SLEEP_DESCRIBE, IMPOSTOR]
-            .iter()
-            .map(|file| modified(&dist.join(file)))
-            .min()
-            .flatten();
-        let sources = [
-            workspace.join("Cargo.toml"),
-            workspace.join("hostile-sleep"),
-            workspace.join("hostile-sleep-describe"),
-            workspace.join("hostile-impostor"),
-            root.join("preset-sdk"),
-            root.join("wit"),
-        ];
-        let newest = sources.iter().filter_map(|p| newest_in(p)).max();
-        if matches!((built, newest), (Some(built), Some(source)) if built >= source) {
-            return Ok(dist);
-        }
-        eprintln!(
-            "[sandbox] building the hostile presets: {}/build.sh",
-            workspace.display()
-        );
-        let output = Command::new("bash")
-            .arg(workspace.join("build.sh"))
-            // build.sh looks for its artifacts under its own target/.
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET_DIR")
-            .output()
-            .map_err(|e| format!("cannot run {}/build.sh: {e}", workspace.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{}/build.sh failed with {}:\n{}",
-                workspace.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        Ok(dist)
-    });
-    match built {
-        Ok(dist) => dist,
-        Err(why) => panic!("{why}"),
-    }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// The newest modification time of a file or of any file under a directory (skipping `target`).
-fn newest_in(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .flatten()
-        .filter(|e| e.file_name() != "target")
-        .filter_map(|e| newest_in(&e.path()))
-        .max()
-}
-
-/// A presets directory with the built-in presets and the named hostile components.
-fn presets_with(label: &str, hostile: &[&str]) -> tempfile::TempDir {
-    let presets = process::fixture_dir(label);
-    let builtin = host::presets_dir();
-    for entry in std::fs::read_dir(&builtin).expect("read the built-in presets") {
-        let path = entry.expect("a directory entry").path();
-        if path.extension().is_some_and(|x| x == "wasm") {
-            let dest = presets.path().join(path.file_name().expect("a file name"));
-            std::fs::copy(&path, dest).expect("copy a built-in preset");
-        }
-    }
-    for file in hostile {
-        std::fs::copy(hostile_dist().join(file), presets.path().join(file))
-            .expect("copy a hostile preset");
-    }
-    presets
-}
-
 struct Suite {
     host: Host,
     tone: PathBuf,
@@ -142,7 +53,7 @@ struct Suite {
 fn suite() -> &'static Suite {
     static SUITE: OnceLock<Result<Suite, String>> = OnceLock::new();
     let suite = SUITE.get_or_init(|| {
-        let presets = presets_with("sandbox-presets", &[SLEEP, IMPOSTOR]);
+        let presets = hostile::presets_with("sandbox-presets", &[SLEEP, IMPOSTOR])?;
         let host = Host::start_with_args(
             StorageKind::Local,
             presets.path(),
@@ -287,7 +198,8 @@ async fn a_burst_of_dry_runs_that_sleep_leaves_jobs_running() {
 async fn a_describe_that_sleeps_is_refused_at_publish_and_bounded_at_start() {
     let s = suite();
     let client = s.host.client();
-    let bytes = std::fs::read(hostile_dist().join(SLEEP_DESCRIBE)).expect("read the component");
+    let path = hostile::component(SLEEP_DESCRIBE).unwrap_or_else(|why| panic!("{why}"));
+    let bytes = std::fs::read(path).expect("read the component");
     let started = Instant::now();
     let resp = tokio::time::timeout(PRESET_BOUND, publish(&client, bytes))
         .await
@@ -302,7 +214,8 @@ async fn a_describe_that_sleeps_is_refused_at_publish_and_bounded_at_start() {
     let detail = problem.body["detail"].as_str().unwrap_or("");
     assert!(detail.contains("deadline"), "says why: {:#}", problem.body);
 
-    let presets = presets_with("sandbox-sleep-describe", &[SLEEP_DESCRIBE]);
+    let presets = hostile::presets_with("sandbox-sleep-describe", &[SLEEP_DESCRIBE])
+        .unwrap_or_else(|why| panic!("{why}"));
     let started = Instant::now();
     let host = Host::start_with_args(StorageKind::Local, presets.path(), &[])
         .unwrap_or_else(|why| panic!("a host with a sleeping describe did not start: {why}"));
@@ -336,7 +249,8 @@ async fn a_version_with_build_metadata_is_refused_and_exact_pins_stay_exact() {
         health["warnings"].to_string().contains(IMPOSTOR),
         "the impostor is refused at start: {health:#}"
     );
-    let bytes = std::fs::read(hostile_dist().join(IMPOSTOR)).expect("read the component");
+    let path = hostile::component(IMPOSTOR).unwrap_or_else(|why| panic!("{why}"));
+    let bytes = std::fs::read(path).expect("read the component");
     let started = Instant::now();
     let problem = expect_problem(publish(&client, bytes).await, 422, "PRESET_INVALID").await;
     row(

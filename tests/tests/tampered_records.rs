@@ -29,6 +29,9 @@ fn redis_cli(d: &Deployment, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 
+/// One way of rewriting a job record in Redis.
+type Tamper<'a> = Box<dyn FnOnce(&mut Value) + 'a>;
+
 /// Rewrites the stored record of job `id` with `tamper`.
 fn rewrite(d: &Deployment, id: &str, tamper: impl FnOnce(&mut Value)) {
     let key = format!("mediahost:job:{id}");
@@ -60,7 +63,7 @@ async fn a_worker_refuses_job_records_rewritten_in_redis() {
         format!("local://presets/blobs/{sha}.wasm")
     };
     let escape_name = format!("../../../../../../..{}", escape.display());
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Tamper<'_>)> = vec![
         (
             "input name climbing out of scratch",
             Box::new(|r: &mut Value| {

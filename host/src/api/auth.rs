@@ -6,8 +6,11 @@
 //! read. The admin token is accepted too, so the operator's CLI keeps working. Tokens are
 //! compared as SHA-256 digests in constant time.
 //!
-//! Not here: the admin token of publishing and yanking (`api::presets`), the signatures of object
-//! URLs (`api::objects`), which routes are open (`api::router`).
+//! [`check_bearer`] is the one bearer-token check: these tokens use it, and so does the admin
+//! token of publishing and yanking.
+//!
+//! Not here: where the admin token is required (`api::presets`), the signatures of object URLs
+//! (`api::objects`), which routes are open (`api::router`).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
@@ -40,36 +43,43 @@ impl ApiTokens {
     }
 
     fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "this host's job API needs an API token: send 'Authorization: Bearer \
-                     <token>' with one of the host's --api-tokens (MEDIAHOST_API_TOKENS) or its \
-                     admin token",
-                )
-            })?;
-        let given = digest(given.trim());
-        // Every token is compared, whichever matches, so the time says nothing about which.
-        let matched = self
-            .0
-            .iter()
-            .fold(0u8, |found, token| found | u8::from(equal(token, &given)));
-        if matched == 0 {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "the API token is not one of this host's --api-tokens (MEDIAHOST_API_TOKENS) \
-                 nor its admin token; ask its operator for one",
-            ));
-        }
-        Ok(())
+        check_bearer(
+            headers,
+            &self.0,
+            "this host's job API needs an API token: send 'Authorization: Bearer <token>' with \
+             one of the host's --api-tokens (MEDIAHOST_API_TOKENS) or its admin token",
+            "the API token is not one of this host's --api-tokens (MEDIAHOST_API_TOKENS) nor its \
+             admin token; ask its operator for one",
+        )
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// Checks that `headers` carry `Authorization: Bearer <token>` with a token whose digest is one of
+/// `accepted`, answering `401 UNAUTHORIZED` with the detail `missing` or `wrong` otherwise.
+pub(super) fn check_bearer(
+    headers: &HeaderMap,
+    accepted: &[[u8; 32]],
+    missing: &str,
+    wrong: &str,
+) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, missing))?;
+    let given = digest(given.trim());
+    // Every token is compared, whichever matches, so the time says nothing about which.
+    let matched = accepted
+        .iter()
+        .fold(0u8, |found, token| found | u8::from(equal(token, &given)));
+    if matched == 0 {
+        return Err(ApiError::new(ErrorCode::Unauthorized, wrong));
+    }
+    Ok(())
+}
+
+/// The SHA-256 digest a token is kept and compared as.
+pub(super) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 

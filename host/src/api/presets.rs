@@ -15,8 +15,8 @@ use bytes::Bytes;
 use semver::Version;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
+use super::auth::{check_bearer, digest};
 use super::jobs::{check_input_exists, check_input_names};
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
@@ -141,30 +141,13 @@ pub async fn show_version(
 
 /// Checks `Authorization: Bearer <admin token>` in constant time.
 fn require_admin(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "publishing and yanking need the admin token: send 'Authorization: Bearer \
-                 <token>' (the host's --admin-token, or the file admin-token in its data directory)",
-            )
-        })?;
-    let a = Sha256::digest(given.trim().as_bytes());
-    let b = Sha256::digest(state.admin_token.as_bytes());
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    if diff != 0 {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "the admin token is not this host's; check --admin-token or MEDIAHOST_ADMIN_TOKEN",
-        ));
-    }
-    Ok(())
+    check_bearer(
+        headers,
+        &[digest(&state.admin_token)],
+        "publishing and yanking need the admin token: send 'Authorization: Bearer <token>' (the \
+         host's --admin-token, or the file admin-token in its data directory)",
+        "the admin token is not this host's; check --admin-token or MEDIAHOST_ADMIN_TOKEN",
+    )
 }
 
 /// A request that carries the admin token. It reads only the headers, so as an extractor before

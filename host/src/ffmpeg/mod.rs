@@ -55,6 +55,16 @@ pub fn input_guard_args() -> Vec<OsString> {
     .collect()
 }
 
+/// The start of an argv for ffmpeg reading one local file: `flags`, the input guards, then
+/// `-i file`.
+pub fn guarded_input_argv(flags: &[&str], file: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = flags.iter().map(Into::into).collect();
+    args.extend(input_guard_args());
+    args.push("-i".into());
+    args.push(file.as_os_str().to_owned());
+    args
+}
+
 /// Where the ffmpeg and ffprobe executables are, and how they are contained.
 #[derive(Debug, Clone)]
 pub struct Tools {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 
 use super::*;
-use crate::job::{JobStore, PresetPin};
-use crate::queue::Queue;
+use crate::job::{JobStore, LogEntry, PresetPin};
+use crate::queue::{Delivery, Queue};
 
 struct Server {
     child: Child,
@@ -114,18 +114,27 @@ impl Fixture {
         job
     }
 
-    /// Takes the next entry as `consumer` and starts it.
-    async fn started(&mut self, consumer: &str) -> Held {
-        let delivery = self
-            .queue
+    /// Takes the next entry as `consumer`.
+    async fn next(&mut self, consumer: &str) -> Delivery {
+        self.queue
             .next(&mut self.conn, consumer, Duration::from_millis(100))
             .await
             .unwrap()
-            .expect("a queued entry");
+            .expect("a queued entry")
+    }
+
+    /// Takes the next entry as `consumer` and starts it.
+    async fn started(&mut self, consumer: &str) -> Held {
+        let delivery = self.next(consumer).await;
         match self.lifecycle.start(&delivery, consumer).await.unwrap() {
             Start::Running(held) => *held,
             _ => panic!("the job did not start"),
         }
+    }
+
+    /// Records `ending` for `held`: the job as stored, or why the script refused it.
+    async fn finish(&self, held: &Held, ending: Ending) -> Result<Job, String> {
+        self.lifecycle.finish(held, ending).await.unwrap()
     }
 
     async fn state(&self, job: &Job) -> Job {
@@ -149,6 +158,14 @@ impl Fixture {
     }
 }
 
+/// A fixture with one job accepted and started by `worker-a`.
+async fn running() -> (Fixture, Job, Held) {
+    let mut f = fixture().await;
+    let job = f.accepted().await;
+    let held = f.started("worker-a").await;
+    (f, job, held)
+}
+
 fn completed() -> Ending {
     Ending::Completed {
         outputs: Vec::new(),
@@ -159,21 +176,13 @@ fn completed() -> Ending {
 
 #[tokio::test]
 async fn a_cancelled_job_cannot_be_completed() {
-    let mut f = fixture().await;
-    let job = f.accepted().await;
-    let held = f.started("worker-a").await;
+    let (f, job, held) = running().await;
     assert!(matches!(
         f.lifecycle.cancel(&job.id).await.unwrap(),
         Some(Cancel::Requested(_))
     ));
-    assert!(
-        f.lifecycle
-            .finish(&held, Ending::Cancelled)
-            .await
-            .unwrap()
-            .is_ok()
-    );
-    let refused = f.lifecycle.finish(&held, completed()).await.unwrap();
+    assert!(f.finish(&held, Ending::Cancelled).await.is_ok());
+    let refused = f.finish(&held, completed()).await;
     assert_eq!(refused.unwrap_err(), "CANCELLED");
     let stored = f.state(&job).await;
     assert_eq!(stored.state, JobState::Cancelled);
@@ -187,9 +196,7 @@ async fn a_cancelled_job_cannot_be_completed() {
 
 #[tokio::test]
 async fn a_job_held_by_another_worker_cannot_be_started_or_finished_by_this_one() {
-    let mut f = fixture().await;
-    let job = f.accepted().await;
-    let held = f.started("worker-a").await;
+    let (f, job, held) = running().await;
     let before = f.raw(&job).await;
 
     let other = f.lifecycle.start(&held.delivery, "worker-b").await.unwrap();
@@ -203,42 +210,22 @@ async fn a_job_held_by_another_worker_cannot_be_started_or_finished_by_this_one(
         consumer: "worker-b".into(),
         started: Instant::now(),
     };
-    let refused = f.lifecycle.finish(&stolen, completed()).await.unwrap();
+    let refused = f.finish(&stolen, completed()).await;
     assert!(refused.unwrap_err().contains("another worker"));
     assert_eq!(f.raw(&job).await, before, "nothing was written");
 
     // The holder's own outcome for an attempt that is not the current one is refused too.
     stolen.consumer = "worker-a".into();
     stolen.job.attempts += 1;
-    assert!(
-        f.lifecycle
-            .finish(&stolen, completed())
-            .await
-            .unwrap()
-            .is_err()
-    );
-    assert!(
-        f.lifecycle
-            .finish(&held, completed())
-            .await
-            .unwrap()
-            .is_ok()
-    );
+    assert!(f.finish(&stolen, completed()).await.is_err());
+    assert!(f.finish(&held, completed()).await.is_ok());
     assert_eq!(f.state(&job).await.state, JobState::Completed);
 }
 
 #[tokio::test]
 async fn a_completed_job_cannot_be_cancelled() {
-    let mut f = fixture().await;
-    let job = f.accepted().await;
-    let held = f.started("worker-a").await;
-    assert!(
-        f.lifecycle
-            .finish(&held, completed())
-            .await
-            .unwrap()
-            .is_ok()
-    );
+    let (f, job, held) = running().await;
+    assert!(f.finish(&held, completed()).await.is_ok());
     assert!(matches!(
         f.lifecycle.cancel(&job.id).await.unwrap(),
         Some(Cancel::Refused(JobState::Completed))
@@ -256,12 +243,7 @@ async fn a_pending_cancel_writes_its_event_with_the_state_and_the_entry_is_dropp
         Some(Cancel::Cancelled(_))
     ));
     assert_eq!(f.events().await, 1);
-    let delivery = f
-        .queue
-        .next(&mut f.conn, "worker-a", Duration::from_millis(100))
-        .await
-        .unwrap()
-        .expect("the entry is still queued");
+    let delivery = f.next("worker-a").await;
     assert!(matches!(
         f.lifecycle.start(&delivery, "worker-a").await.unwrap(),
         Start::Skipped(_)
@@ -277,11 +259,9 @@ async fn a_pending_cancel_writes_its_event_with_the_state_and_the_entry_is_dropp
 
 #[tokio::test]
 async fn a_handed_back_job_is_queued_again_at_once_and_the_attempt_does_not_count() {
-    let mut f = fixture().await;
-    let job = f.accepted().await;
-    let held = f.started("worker-a").await;
+    let (mut f, job, held) = running().await;
     assert_eq!(held.job.attempts, 1);
-    let back = f.lifecycle.finish(&held, Ending::HandedBack).await.unwrap();
+    let back = f.finish(&held, Ending::HandedBack).await;
     assert_eq!(back.unwrap().state, JobState::Pending);
     let stored = f.state(&job).await;
     assert_eq!((stored.state, stored.attempts), (JobState::Pending, 0));
@@ -300,12 +280,7 @@ async fn a_retryable_failure_is_scheduled_and_the_last_one_is_dead() {
         let held = f.started("worker-a").await;
         assert_eq!(held.job.attempts, attempt);
         let error = JobError::new(ErrorCode::StorageFailed, "download", "storage down");
-        let after = f
-            .lifecycle
-            .finish(&held, Ending::Failed(error))
-            .await
-            .unwrap();
-        let after = after.unwrap();
+        let after = f.finish(&held, Ending::Failed(error)).await.unwrap();
         if attempt < job.max_attempts {
             assert_eq!(after.state, JobState::Pending);
             let promoted = f.queue.promote_due(&mut f.conn, u64::MAX).await.unwrap();
@@ -329,9 +304,7 @@ async fn a_retryable_failure_is_scheduled_and_the_last_one_is_dead() {
 
 #[tokio::test]
 async fn progress_is_merged_on_read_without_rewriting_the_record() {
-    let mut f = fixture().await;
-    let job = f.accepted().await;
-    let held = f.started("worker-a").await;
+    let (f, job, held) = running().await;
     let before = f.raw(&job).await;
     f.lifecycle
         .progress(&job.id, "worker-a", 0.4321)
@@ -347,12 +320,14 @@ async fn progress_is_merged_on_read_without_rewriting_the_record() {
         0.43,
         "only the holder's progress counts"
     );
-    f.lifecycle
-        .finish(&held, completed())
-        .await
-        .unwrap()
-        .unwrap();
+    f.finish(&held, completed()).await.unwrap();
     assert_eq!(f.state(&job).await.progress, 1.0);
+}
+
+/// Whether a job's log ends with the line that says it reached its limit.
+fn ends_at_the_limit(logs: &[LogEntry]) -> bool {
+    logs.last()
+        .is_some_and(|l| l.message.starts_with("log limit reached"))
 }
 
 #[tokio::test]
@@ -371,12 +346,7 @@ async fn the_job_log_is_capped_per_line_and_per_job() {
     }
     let logs = f.jobs.logs(&id).await.unwrap();
     assert_eq!(logs.len(), crate::job::LOG_LINES, "empty lines count");
-    assert!(
-        logs.last()
-            .unwrap()
-            .message
-            .starts_with("log limit reached")
-    );
+    assert!(ends_at_the_limit(&logs));
 
     let big = Uuid::new_v4();
     for _ in 0..200 {
@@ -386,10 +356,5 @@ async fn the_job_log_is_capped_per_line_and_per_job() {
     let bytes: usize = logs.iter().map(|l| l.message.len()).sum();
     assert!(bytes <= crate::job::LOG_BYTES, "{bytes}");
     assert!(logs.len() < 100);
-    assert!(
-        logs.last()
-            .unwrap()
-            .message
-            .starts_with("log limit reached")
-    );
+    assert!(ends_at_the_limit(&logs));
 }

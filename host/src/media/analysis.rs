@@ -18,13 +18,7 @@ pub async fn loudness(
     duration_s: f64,
 ) -> Result<wit::Loudness, JobError> {
     let failed = |why: String| JobError::new(ErrorCode::AnalysisFailed, "analyze", why);
-    let mut args: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-nostats"]
-        .iter()
-        .map(Into::into)
-        .collect();
-    args.extend(ffmpeg::input_guard_args());
-    args.push("-i".into());
-    args.push(file.as_os_str().to_owned());
+    let mut args = ffmpeg::guarded_input_argv(&["-hide_banner", "-nostdin", "-nostats"], file);
     for a in [
         "-map".to_owned(),
         format!("0:{stream}"),

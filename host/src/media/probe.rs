@@ -109,13 +109,10 @@ fn measure_limit(size_bytes: u64) -> Duration {
 
 /// The real length in seconds: how far a demux-only copy of the audio and video to nowhere gets.
 async fn measure(tools: &Tools, file: &Path, size_bytes: u64) -> Result<f64, ProbeError> {
-    let mut args: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-nostats", "-v", "error"]
-        .iter()
-        .map(Into::into)
-        .collect();
-    args.extend(ffmpeg::input_guard_args());
-    args.push("-i".into());
-    args.push(file.as_os_str().to_owned());
+    let mut args = ffmpeg::guarded_input_argv(
+        &["-hide_banner", "-nostdin", "-nostats", "-v", "error"],
+        file,
+    );
     args.extend(
         [
             "-map",
