@@ -334,3 +334,36 @@ pub async fn expect_problem(resp: reqwest::Response, status: u16, code: &str) ->
         body,
     }
 }
+
+/// Sends a request whose headers announce `announced` body bytes, then only the first 64 KiB
+/// of them, and returns the whole answer as text (the request asks the host to close after it).
+/// For refusals a host must give before reading a body: a client that sent all of a large body
+/// could find the connection closed under it, since the host never reads the rest.
+pub async fn refused_before_body(
+    base_url: &str,
+    request_line: &str,
+    headers: &[(&str, &str)],
+    announced: usize,
+    limit: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect to the host");
+    let mut head = format!("{request_line} HTTP/1.1\r\nHost: {authority}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {announced}\r\nConnection: close\r\n\r\n"
+    ));
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the headers");
+    let _ = stream.write_all(&vec![0u8; announced.min(64 << 10)]).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mediahost_e2e::client::{assert_completed, expect_problem, json_body};
+use mediahost_e2e::client::{assert_completed, expect_problem, json_body, refused_before_body};
 use mediahost_e2e::deployment::{ADMIN_TOKEN, Deployment, wait_for_log, wait_for_state};
 use mediahost_e2e::host::presets_dir;
 use mediahost_e2e::{media, process};
@@ -215,12 +215,28 @@ async fn bad_uploads_are_refused_with_clear_codes() {
         "{:?}",
         p.body
     );
-    expect_problem(
-        publish(&d, good.clone(), Some("wrong")).await,
-        401,
-        "UNAUTHORIZED",
-    )
-    .await;
+    // Refusals a host gives before reading the body are sent with only the body's start (see
+    // `refused_before_body`).
+    let refused = |token: &'static str, announced: usize| {
+        let auth = format!("Bearer {token}");
+        let base = d.base_url().to_owned();
+        async move {
+            refused_before_body(
+                &base,
+                "POST /v1/presets",
+                &[
+                    ("Content-Type", "application/wasm"),
+                    ("Authorization", &auth),
+                ],
+                announced,
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    };
+    let answer = refused("wrong", good.len()).await;
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+    assert!(answer.contains("\"code\":\"UNAUTHORIZED\""), "{answer}");
 
     let cases: [(&str, Vec<u8>, u16, &str, &str); 6] = [
         ("empty", vec![], 422, "PRESET_INVALID", "empty"),
@@ -267,13 +283,9 @@ async fn bad_uploads_are_refused_with_clear_codes() {
         eprintln!("[refusal] {what}: {code}: {detail}");
     }
 
-    let too_big = vec![0u8; 33 << 20];
-    expect_problem(
-        publish(&d, too_big, Some(ADMIN_TOKEN)).await,
-        413,
-        "PRESET_TOO_LARGE",
-    )
-    .await;
+    let answer = refused(ADMIN_TOKEN, 33 << 20).await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(answer.contains("\"code\":\"PRESET_TOO_LARGE\""), "{answer}");
 
     publish_ok(&d, good.clone()).await;
     let p = expect_problem(

@@ -10,13 +10,11 @@
 //! The hostile presets live in `tests/fixtures/hostile-presets`; [`mediahost_e2e::hostile`] builds
 //! them with its `build.sh` when a component is missing or older than its sources.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use mediahost_e2e::client::expect_problem;
+use mediahost_e2e::client::{expect_problem, refused_before_body};
 use mediahost_e2e::host::StorageKind;
 use mediahost_e2e::{Client, Host, hostile, media, process};
 use serde_json::{Value, json};
@@ -286,38 +284,17 @@ async fn a_version_with_build_metadata_is_refused_and_exact_pins_stay_exact() {
 async fn an_unauthenticated_publish_is_refused_before_its_body_is_read() {
     const BODY: usize = 32 << 20;
     let s = suite();
-    let address = s.host.base_url().trim_start_matches("http://").to_owned();
     let started = Instant::now();
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(&address).expect("connect to the host");
-        stream
-            .set_read_timeout(Some(UNAUTHENTICATED_BOUND))
-            .expect("set a read timeout");
-        let head = format!(
-            "POST /v1/presets HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/wasm\r\n\
-             Content-Length: {BODY}\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).expect("send the headers");
-        // A first 64 KiB of the body, then nothing more: the answer must not need the rest.
-        stream
-            .write_all(&[0u8; 64 << 10])
-            .expect("send a little body");
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-                Err(e) => panic!(
-                    "no answer within {UNAUTHENTICATED_BOUND:?} while the body was unsent \
-                     (the host waits for the body before checking the token): {e}"
-                ),
-            }
-        }
-        String::from_utf8_lossy(&answer).into_owned()
-    })
-    .await
-    .expect("the raw client");
+    // The headers and a first 64 KiB of the body, then nothing more: the answer must not need
+    // the rest.
+    let answer = refused_before_body(
+        s.host.base_url(),
+        "POST /v1/presets",
+        &[("Content-Type", "application/wasm")],
+        BODY,
+        UNAUTHENTICATED_BOUND,
+    )
+    .await;
     let took = started.elapsed();
     let status = answer.lines().next().unwrap_or("");
     row("publish 32 MiB without a token (64 KiB sent)", status, took);

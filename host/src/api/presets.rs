@@ -170,20 +170,45 @@ impl FromRequestParts<SharedState> for Admin {
     }
 }
 
+/// A publish whose announced length fits the component limit. Like [`Admin`] it reads only the
+/// headers, so a body announced over the limit is refused before a byte of it is read.
+pub struct WithinLimit;
+
+impl FromRequestParts<SharedState> for WithinLimit {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Response> {
+        let announced = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        match announced {
+            Some(n) if n > MAX_COMPONENT_BYTES => {
+                Err(([(header::CONNECTION, "close")], too_large()).into_response())
+            }
+            _ => Ok(WithinLimit),
+        }
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PresetTooLarge,
+        format!("the component is larger than the {MAX_COMPONENT_BYTES} bytes this host accepts"),
+    )
+}
+
 /// `POST /v1/presets` with the component's bytes as the body.
 pub async fn publish(
     State(state): State<SharedState>,
     _admin: Admin,
+    _size: WithinLimit,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::PresetTooLarge,
-                format!(
-                    "the component is larger than the {MAX_COMPONENT_BYTES} bytes this host accepts"
-                ),
-            )
+            too_large()
         } else {
             ApiError::new(ErrorCode::RequestMalformed, e.body_text())
         }
