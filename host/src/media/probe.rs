@@ -50,9 +50,26 @@ pub const CLAIMED_DURATION_TAG: &str = "mediahost_claimed_duration_s";
 /// packet's own duration, and containers that round.
 const CLAIM_TOLERANCE_S: f64 = 1.0;
 
-/// Runs ffprobe on a local file (restricted to local files and allowlisted demuxers), then
-/// measures its real length.
+/// Probes media the host did not write (an input): ffprobe, then a measure of its real length,
+/// because its claimed duration is the file's word.
 pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeError> {
+    let mut info = probe_written(tools, file).await?;
+    let timed = info
+        .streams
+        .iter()
+        .any(|s| matches!(s.kind, wit::StreamKind::Audio | wit::StreamKind::Video));
+    if timed {
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let measured = measure(tools, file, size).await?;
+        apply_measured(&mut info, measured);
+    }
+    Ok(info)
+}
+
+/// Probes a file ffmpeg wrote for this job under the host's own `-t` bound: its duration is
+/// ffmpeg's, so it is not measured again. Runs ffprobe restricted to local files and
+/// allowlisted demuxers and decoders.
+pub async fn probe_written(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeError> {
     let mut args: Vec<std::ffi::OsString> = ["-v", "error", "-hide_banner"]
         .iter()
         .map(Into::into)
@@ -83,20 +100,11 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeEr
     }
     let json: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| ProbeError::Media(format!("ffprobe gave unreadable JSON: {e}")))?;
-    let mut info = from_json(&json);
+    let info = from_json(&json);
     if info.streams.is_empty() {
         return Err(ProbeError::Media(
             "ffprobe found no streams in the file".into(),
         ));
-    }
-    let timed = info
-        .streams
-        .iter()
-        .any(|s| matches!(s.kind, wit::StreamKind::Audio | wit::StreamKind::Video));
-    if timed {
-        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        let measured = measure(tools, file, size).await?;
-        apply_measured(&mut info, measured);
     }
     Ok(info)
 }

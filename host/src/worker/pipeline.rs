@@ -343,7 +343,7 @@ impl Run<'_> {
                             taken.insert(out.name.clone());
                             self.checked(&step.step().name, &out)?;
                             let started = Instant::now();
-                            let info = probe::probe(&self.ctx.tools, &out.path).await;
+                            let info = probe::probe_written(&self.ctx.tools, &out.path).await;
                             self.child_s += started.elapsed().as_secs_f64();
                             let info = info.map_err(|e| {
                                 JobError::new(
@@ -632,7 +632,7 @@ impl Run<'_> {
         for file in files {
             let checked = self.checked("deliver", &file)?;
             let started = Instant::now();
-            let info = probe::probe(&self.ctx.tools, &file.path).await;
+            let info = probe::probe_written(&self.ctx.tools, &file.path).await;
             self.child_s += started.elapsed().as_secs_f64();
             let info = info.map_err(|e| {
                 JobError::new(
