@@ -42,6 +42,49 @@ fn safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
 }
 
+/// An input a job names that its preset does not declare, or a required one it lacks.
+pub struct InputMismatch {
+    pub input: String,
+    pub message: String,
+}
+
+/// Every input name is one the preset declares, and every required one is given: the API's
+/// check at submit and the worker's on the record it reads back.
+pub fn input_names<'a>(
+    preset: &Preset,
+    names: impl Iterator<Item = &'a String> + Clone,
+) -> Result<(), InputMismatch> {
+    let declared = &preset.descriptor.inputs;
+    if let Some(unknown) = names
+        .clone()
+        .find(|k| !declared.iter().any(|d| &d.name == *k))
+    {
+        let names: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();
+        return Err(InputMismatch {
+            input: unknown.clone(),
+            message: format!(
+                "'{}' takes no input named '{}'; its inputs are: {}",
+                preset.name,
+                unknown.escape_debug(),
+                names.join(", ")
+            ),
+        });
+    }
+    if let Some(missing) = declared
+        .iter()
+        .find(|d| d.required && !names.clone().any(|n| n == &d.name))
+    {
+        return Err(InputMismatch {
+            input: missing.name.clone(),
+            message: format!(
+                "'{}' needs an input named '{}': {}",
+                preset.name, missing.name, missing.description
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a job record taken from the queue against the preset it is pinned to; returns the
 /// storage key of every input.
 pub fn record(
@@ -67,22 +110,13 @@ pub fn record(
             pin.name, pin.version, pin.sha256
         )));
     }
-    let declared = &preset.descriptor.inputs;
-    for d in declared.iter().filter(|d| d.required) {
-        if !job.inputs.contains_key(&d.name) {
-            return Err(invalid(format!(
-                "the required input '{}' is missing",
-                d.name
-            )));
-        }
-    }
+    input_names(preset, job.inputs.keys()).map_err(|m| invalid(m.message))?;
     let mut keys = BTreeMap::new();
     for (name, uri) in &job.inputs {
-        if !safe_name(name) || !declared.iter().any(|d| &d.name == name) {
+        if !safe_name(name) {
             return Err(invalid(format!(
-                "input name '{}' is not one {} declares",
-                name.escape_debug(),
-                preset.name
+                "input name '{}' is not a plain file name",
+                name.escape_debug()
             )));
         }
         let key = storage

@@ -226,36 +226,8 @@ pub(super) fn check_input_names<'a>(
     preset: &Preset,
     names: impl Iterator<Item = &'a String> + Clone,
 ) -> Result<(), ApiError> {
-    let declared = &preset.descriptor.inputs;
-    if let Some(unknown) = names
-        .clone()
-        .find(|k| !declared.iter().any(|d| &d.name == *k))
-    {
-        let names: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();
-        return Err(ApiError::new(
-            ErrorCode::InputsInvalid,
-            format!(
-                "'{}' takes no input named '{unknown}'; its inputs are: {}",
-                preset.name,
-                names.join(", ")
-            ),
-        )
-        .with("input", unknown.as_str()));
-    }
-    if let Some(missing) = declared
-        .iter()
-        .find(|d| d.required && !names.clone().any(|n| n == &d.name))
-    {
-        return Err(ApiError::new(
-            ErrorCode::InputsInvalid,
-            format!(
-                "'{}' needs an input named '{}': {}",
-                preset.name, missing.name, missing.description
-            ),
-        )
-        .with("input", missing.name.as_str()));
-    }
-    Ok(())
+    crate::recheck::input_names(preset, names)
+        .map_err(|m| ApiError::new(ErrorCode::InputsInvalid, m.message).with("input", m.input))
 }
 
 /// The input URI names an object of this host's storage that exists; returns its key.
