@@ -14,6 +14,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod media;
 pub mod metrics;
+pub mod model;
 pub mod plan;
 pub mod preset;
 pub mod queue;

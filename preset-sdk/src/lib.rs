@@ -63,7 +63,7 @@
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/1.0.0",
         world: "preset-world",
         pub_export_macro: true,
         export_macro_name: "export",

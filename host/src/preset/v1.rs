@@ -5,7 +5,7 @@
 //! presets keep working (the shape of Zed's extension host).
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/1.0.0",
     world: "preset-world",
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
