@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mediahost::preset::registry;
 use mediahost::preset::runtime::{CompiledFrom, Lane, Runtime, SandboxLimits};
-use mediahost::preset::wit;
+use mediahost::model;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -45,27 +45,27 @@ fn main() {
     warm.sort();
 
     let (preset, _) = registry::load(&runtime, &bytes).expect("preset loads");
-    let request = wit::PlanRequest {
+    let request = model::PlanRequest {
         round: 2,
-        inputs: vec![wit::NamedMedia {
-            source: wit::MediaRef::Input("main".into()),
-            info: wit::MediaInfo {
-                container: wit::Container {
+        inputs: vec![model::NamedMedia {
+            source: model::MediaRef::Input("main".into()),
+            info: model::MediaInfo {
+                container: model::Container {
                     format_names: vec!["wav".into()],
                     duration_s: Some(14.0),
                     size_bytes: 600_000,
                     bit_rate: Some(352_800),
                     tags: vec![],
                 },
-                streams: vec![wit::StreamInfo {
+                streams: vec![model::StreamInfo {
                     index: 0,
-                    kind: wit::StreamKind::Audio,
+                    kind: model::StreamKind::Audio,
                     codec: "pcm_s16le".into(),
                     profile: None,
                     bit_rate: Some(352_800),
                     duration_s: Some(14.0),
                     language: None,
-                    disposition: wit::Disposition {
+                    disposition: model::Disposition {
                         default: true,
                         forced: false,
                         attached_pic: false,
@@ -76,7 +76,7 @@ fn main() {
                         dub: false,
                     },
                     tags: vec![],
-                    detail: wit::StreamDetail::Audio(wit::AudioInfo {
+                    detail: model::StreamDetail::Audio(model::AudioInfo {
                         sample_rate: 22050,
                         channels: 1,
                         channel_layout: Some("mono".into()),
@@ -87,23 +87,23 @@ fn main() {
             },
         }],
         params: vec![
-            wit::Param {
+            model::Param {
                 name: "target_lufs".into(),
-                value: wit::ParamValue::Number(-16.0),
+                value: model::ParamValue::Number(-16.0),
             },
-            wit::Param {
+            model::Param {
                 name: "true_peak_db".into(),
-                value: wit::ParamValue::Number(-1.5),
+                value: model::ParamValue::Number(-1.5),
             },
-            wit::Param {
+            model::Param {
                 name: "codec".into(),
-                value: wit::ParamValue::Text("auto".into()),
+                value: model::ParamValue::Text("auto".into()),
             },
         ],
         produced: vec![],
-        analyses: vec![wit::AnalysisResult {
+        analyses: vec![model::AnalysisResult {
             id: "input".into(),
-            value: wit::AnalysisValue::Loudness(wit::Loudness {
+            value: model::AnalysisValue::Loudness(model::Loudness {
                 integrated_lufs: -20.3,
                 true_peak_dbtp: -1.7,
                 lra_lu: 1.3,

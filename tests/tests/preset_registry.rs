@@ -190,12 +190,12 @@ const OTHER_WORLD: &str = r#"(component
   (func $run (canon lift (core func $i "f")))
   (instance $x (export "run" (func $run)))
   (export "acme:other/thing@1.0.0" (instance $x)))"#;
-const INTERFACE_2: &str = r#"(component
+const INTERFACE_3: &str = r#"(component
   (core module $m (func (export "f") (result i32) i32.const 0))
   (core instance $i (instantiate $m))
   (func $describe (result u32) (canon lift (core func $i "f")))
   (instance $x (export "describe" (func $describe)))
-  (export "mediahost:preset/preset@2.0.0" (instance $x)))"#;
+  (export "mediahost:preset/preset@3.0.0" (instance $x)))"#;
 const WRONG_SHAPE_1: &str = r#"(component
   (core module $m (func (export "f") (result i32) i32.const 0))
   (core instance $i (instantiate $m))
@@ -262,11 +262,11 @@ async fn bad_uploads_are_refused_with_clear_codes() {
             "acme:other/thing@1.0.0",
         ),
         (
-            "interface 2.0",
-            wat::parse_str(INTERFACE_2).unwrap(),
+            "interface 3.0",
+            wat::parse_str(INTERFACE_3).unwrap(),
             422,
             "PRESET_INTERFACE_UNSUPPORTED",
-            ">=1.0.0, <2.0.0",
+            ">=1.0.0, <3.0.0",
         ),
         (
             "1.0 export of the wrong shape",

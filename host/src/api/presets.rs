@@ -21,9 +21,10 @@ use super::jobs::{check_input_exists, check_input_names};
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
 use crate::media::probe;
+use crate::model;
 use crate::preset::catalog::MAX_COMPONENT_BYTES;
+use crate::preset::params;
 use crate::preset::registry::Listing;
-use crate::preset::{params, wit};
 use crate::worker::dry_run::{self, DryRun};
 
 /// One version as the API shows it: the published record, the yank and the declared schema.
@@ -239,7 +240,7 @@ pub async fn yank(
 #[serde(untagged)]
 enum DryRunInput {
     Uri(String),
-    Media(Box<wit::MediaInfo>),
+    Media(Box<model::MediaInfo>),
 }
 
 #[derive(Deserialize)]
@@ -251,9 +252,9 @@ struct DryRunRequest {
     #[serde(default = "first_round")]
     round: u32,
     #[serde(default)]
-    produced: BTreeMap<String, wit::MediaInfo>,
+    produced: BTreeMap<String, model::MediaInfo>,
     #[serde(default)]
-    analyses: Vec<wit::AnalysisResult>,
+    analyses: Vec<model::AnalysisResult>,
 }
 
 fn first_round() -> u32 {
@@ -312,7 +313,11 @@ pub async fn dry_run(
 }
 
 /// Downloads an input into a scratch directory of its own and probes it, as a worker would.
-async fn probe_uri(state: &SharedState, name: &str, uri: &str) -> Result<wit::MediaInfo, ApiError> {
+async fn probe_uri(
+    state: &SharedState,
+    name: &str,
+    uri: &str,
+) -> Result<model::MediaInfo, ApiError> {
     let key = check_input_exists(state, name, uri).await?;
     let dir = tempfile::Builder::new()
         .prefix("dry-run-")

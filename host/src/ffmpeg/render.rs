@@ -7,9 +7,9 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::model;
 use crate::plan::allowlist;
 use crate::plan::validate::ValidatedStep;
-use crate::preset::wit;
 
 /// A rendered ffmpeg invocation and the files it will write.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub struct RenderedOutput {
 /// Renders a step. `input_path` maps each step input to a local file.
 pub fn render(
     step: &ValidatedStep,
-    input_path: impl Fn(&wit::MediaRef) -> PathBuf,
+    input_path: impl Fn(&model::MediaRef) -> PathBuf,
     out_dir: &Path,
 ) -> Rendered {
     let validated = step;
@@ -68,12 +68,15 @@ pub fn render(
 
     let mut outputs = Vec::new();
     for (o, output) in step.outputs.iter().enumerate() {
-        let container = allowlist::container(&output.container).expect("validated container");
+        let model::OutputKind::File(container_name) = &output.kind else {
+            unreachable!("validation admits only file outputs")
+        };
+        let container = allowlist::container(container_name).expect("validated container");
         for (i, stream) in output.streams.iter().enumerate() {
             push(&mut argv, "-map", map_source(&stream.source));
             match &stream.codec {
-                wit::Codec::Copy => push(&mut argv, &format!("-c:{i}"), "copy".into()),
-                wit::Codec::Encode(enc) => encoder(&mut argv, i, enc),
+                model::Codec::Copy => push(&mut argv, &format!("-c:{i}"), "copy".into()),
+                model::Codec::Encode(enc) => encoder(&mut argv, i, enc),
             }
             for tag in &stream.metadata {
                 push(
@@ -96,14 +99,14 @@ pub fn render(
         argv.push(path.clone().into_os_string());
         outputs.push(RenderedOutput {
             name: output.name.clone(),
-            container: output.container.clone(),
+            container: container_name.clone(),
             path,
         });
     }
     Rendered { argv, outputs }
 }
 
-fn encoder(argv: &mut Vec<OsString>, i: usize, enc: &wit::Encoder) {
+fn encoder(argv: &mut Vec<OsString>, i: usize, enc: &model::Encoder) {
     let mut push = |flag: &str, value: String| {
         argv.push(format!("-{flag}:{i}").into());
         argv.push(value.into());
@@ -132,21 +135,21 @@ fn encoder(argv: &mut Vec<OsString>, i: usize, enc: &wit::Encoder) {
     }
 }
 
-fn map_source(pad: &wit::Pad) -> String {
+fn map_source(pad: &model::Pad) -> String {
     match pad {
-        wit::Pad::Stream(r) => format!("{}:{}", r.input, r.stream),
-        wit::Pad::Link(label) => format!("[{label}]"),
+        model::Pad::Stream(r) => format!("{}:{}", r.input, r.stream),
+        model::Pad::Link(label) => format!("[{label}]"),
     }
 }
 
-fn pad(p: &wit::Pad) -> String {
+fn pad(p: &model::Pad) -> String {
     match p {
-        wit::Pad::Stream(r) => format!("[{}:{}]", r.input, r.stream),
-        wit::Pad::Link(label) => format!("[{label}]"),
+        model::Pad::Stream(r) => format!("[{}:{}]", r.input, r.stream),
+        model::Pad::Link(label) => format!("[{label}]"),
     }
 }
 
-fn node(n: &wit::FilterNode) -> String {
+fn node(n: &model::FilterNode) -> String {
     let mut s: String = n.inputs.iter().map(pad).collect();
     s.push_str(&n.filter);
     if !n.args.is_empty() {
@@ -170,12 +173,12 @@ fn number(v: f64) -> String {
     format!("{v}")
 }
 
-fn plain(v: &wit::Value) -> String {
+fn plain(v: &model::Value) -> String {
     match v {
-        wit::Value::Integer(i) => i.to_string(),
-        wit::Value::Number(n) => number(*n),
-        wit::Value::Boolean(b) => if *b { "1" } else { "0" }.into(),
-        wit::Value::Text(t) => t.clone(),
+        model::Value::Integer(i) => i.to_string(),
+        model::Value::Number(n) => number(*n),
+        model::Value::Boolean(b) => if *b { "1" } else { "0" }.into(),
+        model::Value::Text(t) => t.clone(),
     }
 }
 
@@ -210,13 +213,13 @@ mod tests {
 
     #[test]
     fn renders_a_filter_node() {
-        let n = wit::FilterNode {
+        let n = model::FilterNode {
             filter: "volume".into(),
-            args: vec![wit::OptionValue {
+            args: vec![model::OptionValue {
                 name: "volume".into(),
-                value: wit::Value::Text("3.5dB".into()),
+                value: model::Value::Text("3.5dB".into()),
             }],
-            inputs: vec![wit::Pad::Stream(wit::StreamRef {
+            inputs: vec![model::Pad::Stream(model::StreamRef {
                 input: 0,
                 stream: 1,
             })],

@@ -6,7 +6,35 @@ use std::path::Path;
 
 use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools};
-use crate::preset::wit;
+use crate::model;
+
+/// Runs one analysis a plan asked for, already checked by the planning session (its stream
+/// exists and has the kind the analysis measures). This host measures loudness; the video
+/// analyses of interface 2.0 are refused as a plan the host cannot run.
+pub async fn run(
+    tools: &Tools,
+    file: &Path,
+    request: &model::AnalysisRequest,
+    duration_s: f64,
+) -> Result<model::AnalysisValue, JobError> {
+    match request.kind {
+        model::AnalysisKind::Loudness => loudness(tools, file, request.stream, duration_s)
+            .await
+            .map(model::AnalysisValue::Loudness),
+        model::AnalysisKind::BlackIntervals(_)
+        | model::AnalysisKind::SceneChanges(_)
+        | model::AnalysisKind::Crop
+        | model::AnalysisKind::Interlacing => Err(JobError::new(
+            ErrorCode::PlanRejected,
+            "validate",
+            format!(
+                "analysis '{}': this host measures only loudness; ask for that, or run the job \
+                 on a host with video analyses",
+                request.id
+            ),
+        )),
+    }
+}
 
 /// EBU R128 loudness of one audio stream (ffmpeg's `ebur128` filter, true peak oversampled).
 /// A measurement the media makes fail is `ANALYSIS_FAILED`; ffmpeg stopped by something else
@@ -16,7 +44,7 @@ pub async fn loudness(
     file: &Path,
     stream: u32,
     duration_s: f64,
-) -> Result<wit::Loudness, JobError> {
+) -> Result<model::Loudness, JobError> {
     let failed = |why: String| JobError::new(ErrorCode::AnalysisFailed, "analyze", why);
     let mut args = ffmpeg::guarded_input_argv(&["-hide_banner", "-nostdin", "-nostats"], file);
     for a in [
@@ -64,12 +92,12 @@ fn value_after(text: &str, key: &str) -> Option<f64> {
 }
 
 /// Parses the `Summary:` block that ebur128 prints at the end.
-pub fn parse_summary(stderr: &str) -> Option<wit::Loudness> {
+pub fn parse_summary(stderr: &str) -> Option<model::Loudness> {
     let summary = &stderr[stderr.rfind("Summary:")?..];
     let integrated = &summary[summary.find("Integrated loudness:")?..];
     let range = &summary[summary.find("Loudness range:")?..];
     let peak = &summary[summary.find("True peak:")?..];
-    Some(wit::Loudness {
+    Some(model::Loudness {
         integrated_lufs: value_after(integrated, "I:")?,
         threshold_lufs: value_after(integrated, "Threshold:")?,
         lra_lu: value_after(range, "LRA:")?,

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::error::ErrorCode;
 use crate::ffmpeg::{self, Tools};
-use crate::preset::wit;
+use crate::model;
 
 /// Why a file could not be probed: the reason is ffprobe's own words.
 /// Why a file could not be probed: the media (the caller's code applies), or ffprobe/ffmpeg
@@ -52,12 +52,12 @@ const CLAIM_TOLERANCE_S: f64 = 1.0;
 
 /// Probes media the host did not write (an input): ffprobe, then a measure of its real length,
 /// because its claimed duration is the file's word.
-pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeError> {
+pub async fn probe(tools: &Tools, file: &Path) -> Result<model::MediaInfo, ProbeError> {
     let mut info = probe_written(tools, file).await?;
     let timed = info
         .streams
         .iter()
-        .any(|s| matches!(s.kind, wit::StreamKind::Audio | wit::StreamKind::Video));
+        .any(|s| matches!(s.kind, model::StreamKind::Audio | model::StreamKind::Video));
     if timed {
         let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         let measured = measure(tools, file, size).await?;
@@ -69,7 +69,7 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeEr
 /// Probes a file ffmpeg wrote for this job under the host's own `-t` bound: its duration is
 /// ffmpeg's, so it is not measured again. Runs ffprobe restricted to local files and
 /// allowlisted demuxers and decoders.
-pub async fn probe_written(tools: &Tools, file: &Path) -> Result<wit::MediaInfo, ProbeError> {
+pub async fn probe_written(tools: &Tools, file: &Path) -> Result<model::MediaInfo, ProbeError> {
     let mut args: Vec<std::ffi::OsString> = ["-v", "error", "-hide_banner"]
         .iter()
         .map(Into::into)
@@ -160,13 +160,13 @@ async fn measure(tools: &Tools, file: &Path, size_bytes: u64) -> Result<f64, Pro
 
 /// Puts the measured length where the claim was when the claim is missing or larger, and says so
 /// in a container tag.
-pub fn apply_measured(info: &mut wit::MediaInfo, measured_s: f64) {
+pub fn apply_measured(info: &mut model::MediaInfo, measured_s: f64) {
     let lies = |claim: Option<f64>| {
         claim.is_none_or(|c| !c.is_finite() || c > measured_s * 1.01 + CLAIM_TOLERANCE_S)
     };
     if lies(info.container.duration_s) {
         if let Some(claim) = info.container.duration_s {
-            info.container.tags.push(wit::Tag {
+            info.container.tags.push(model::Tag {
                 key: CLAIMED_DURATION_TAG.into(),
                 value: claim.to_string(),
             });
@@ -204,9 +204,9 @@ fn text(v: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn rational(v: &Value) -> Option<wit::Rational> {
+fn rational(v: &Value) -> Option<model::Rational> {
     let (a, b) = v.as_str()?.split_once(['/', ':'])?;
-    let r = wit::Rational {
+    let r = model::Rational {
         num: a.parse().ok()?,
         den: b.parse().ok()?,
     };
@@ -225,12 +225,12 @@ fn cut(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-fn tags(v: &Value) -> Vec<wit::Tag> {
+fn tags(v: &Value) -> Vec<model::Tag> {
     v.as_object()
         .map(|m| {
             m.iter()
                 .filter_map(|(k, v)| {
-                    Some(wit::Tag {
+                    Some(model::Tag {
                         key: cut(k, MAX_TAG_KEY_BYTES),
                         value: cut(v.as_str()?, MAX_TAG_VALUE_BYTES),
                     })
@@ -246,9 +246,9 @@ fn flag(v: &Value, key: &str) -> bool {
 }
 
 /// Builds media info from ffprobe's `-show_format -show_streams` JSON.
-pub fn from_json(json: &Value) -> wit::MediaInfo {
+pub fn from_json(json: &Value) -> model::MediaInfo {
     let format = &json["format"];
-    let container = wit::Container {
+    let container = model::Container {
         format_names: format["format_name"]
             .as_str()
             .unwrap_or("")
@@ -265,21 +265,21 @@ pub fn from_json(json: &Value) -> wit::MediaInfo {
         .as_array()
         .map(|a| a.iter().map(stream).collect())
         .unwrap_or_default();
-    wit::MediaInfo { container, streams }
+    model::MediaInfo { container, streams }
 }
 
-fn stream(s: &Value) -> wit::StreamInfo {
+fn stream(s: &Value) -> model::StreamInfo {
     let kind = match s["codec_type"].as_str() {
-        Some("audio") => wit::StreamKind::Audio,
-        Some("video") => wit::StreamKind::Video,
-        Some("subtitle") => wit::StreamKind::Subtitle,
-        Some("data") => wit::StreamKind::Data,
-        Some("attachment") => wit::StreamKind::Attachment,
-        _ => wit::StreamKind::Unknown,
+        Some("audio") => model::StreamKind::Audio,
+        Some("video") => model::StreamKind::Video,
+        Some("subtitle") => model::StreamKind::Subtitle,
+        Some("data") => model::StreamKind::Data,
+        Some("attachment") => model::StreamKind::Attachment,
+        _ => model::StreamKind::Unknown,
     };
     let d = &s["disposition"];
     let detail = match kind {
-        wit::StreamKind::Audio => wit::StreamDetail::Audio(wit::AudioInfo {
+        model::StreamKind::Audio => model::StreamDetail::Audio(model::AudioInfo {
             sample_rate: num(&s["sample_rate"]).unwrap_or(0),
             channels: num(&s["channels"]).unwrap_or(0),
             channel_layout: text(&s["channel_layout"]),
@@ -288,14 +288,14 @@ fn stream(s: &Value) -> wit::StreamInfo {
                 .or_else(|| num(&s["bits_per_sample"]))
                 .filter(|b| *b > 0),
         }),
-        wit::StreamKind::Video => wit::StreamDetail::Video(wit::VideoInfo {
+        model::StreamKind::Video => model::StreamDetail::Video(model::VideoInfo {
             width: num(&s["width"]).unwrap_or(0),
             height: num(&s["height"]).unwrap_or(0),
             frame_rate: rational(&s["r_frame_rate"]),
             average_frame_rate: rational(&s["avg_frame_rate"]),
             pixel_format: text(&s["pix_fmt"]),
             sample_aspect_ratio: rational(&s["sample_aspect_ratio"]),
-            color: wit::ColorInfo {
+            color: model::ColorInfo {
                 range: text(&s["color_range"]),
                 space: text(&s["color_space"]),
                 transfer: text(&s["color_transfer"]),
@@ -304,9 +304,9 @@ fn stream(s: &Value) -> wit::StreamInfo {
             rotation_degrees: rotation(s),
             field_order: text(&s["field_order"]),
         }),
-        _ => wit::StreamDetail::Other,
+        _ => model::StreamDetail::Other,
     };
-    wit::StreamInfo {
+    model::StreamInfo {
         index: num(&s["index"]).unwrap_or(0),
         kind,
         codec: text(&s["codec_name"]).unwrap_or_else(|| "unknown".into()),
@@ -316,7 +316,7 @@ fn stream(s: &Value) -> wit::StreamInfo {
         language: text(&s["tags"]["language"])
             .filter(|l| l != "und")
             .map(|l| cut(&l, MAX_TAG_KEY_BYTES)),
-        disposition: wit::Disposition {
+        disposition: model::Disposition {
             default: flag(d, "default"),
             forced: flag(d, "forced"),
             attached_pic: flag(d, "attached_pic"),
@@ -380,12 +380,12 @@ mod tests {
         let info = from_json(&json);
         assert_eq!(info.container.format_names, ["mov", "mp4", "m4a"]);
         assert_eq!(info.container.duration_s, Some(1.5));
-        let wit::StreamDetail::Video(v) = &info.streams[0].detail else {
+        let model::StreamDetail::Video(v) = &info.streams[0].detail else {
             panic!("not video")
         };
         assert_eq!(
             v.frame_rate,
-            Some(wit::Rational {
+            Some(model::Rational {
                 num: 30000,
                 den: 1001
             })
@@ -393,7 +393,7 @@ mod tests {
         assert_eq!(v.average_frame_rate, None);
         assert_eq!(v.rotation_degrees, -90);
         assert!(info.streams[0].disposition.default);
-        let wit::StreamDetail::Audio(a) = &info.streams[1].detail else {
+        let model::StreamDetail::Audio(a) = &info.streams[1].detail else {
             panic!("not audio")
         };
         assert_eq!((a.sample_rate, a.channels), (48000, 2));

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::allowlist::{self, Arg};
-use crate::preset::wit;
+use crate::model;
 
 /// Caps on a plan's size, whatever the allowlist says.
 pub const MAX_STEPS: usize = 16;
@@ -39,13 +39,13 @@ const BOUND_SLACK_S: f64 = 1.0;
 /// A step that passed validation; it can be rendered.
 #[derive(Debug, Clone)]
 pub struct ValidatedStep {
-    step: wit::Step,
+    step: model::Step,
     /// Per output, in order: the duration ffmpeg is told not to exceed (`-t`).
     bounds: Vec<f64>,
 }
 
 impl ValidatedStep {
-    pub fn step(&self) -> &wit::Step {
+    pub fn step(&self) -> &model::Step {
         &self.step
     }
 
@@ -66,12 +66,12 @@ pub struct Rejection {
 
 /// The media a step may read: the job's inputs and what earlier rounds produced.
 pub trait MediaLookup {
-    fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo>;
+    fn info(&self, source: &model::MediaRef) -> Option<&model::MediaInfo>;
 }
 
 /// Validates a round's steps. `taken` holds output names already used by earlier rounds.
 pub fn validate_steps(
-    steps: Vec<wit::Step>,
+    steps: Vec<model::Step>,
     media: &dyn MediaLookup,
     taken: &HashSet<String>,
 ) -> Result<Vec<ValidatedStep>, Rejection> {
@@ -129,7 +129,7 @@ fn check_argv_size(step: &ValidatedStep) -> Result<(), Rejection> {
 }
 
 /// The real length a step input contributes: what the media measures, after seek and duration.
-fn input_length(input: &wit::StepInput, info: &wit::MediaInfo) -> f64 {
+fn input_length(input: &model::StepInput, info: &model::MediaInfo) -> f64 {
     let full = info
         .container
         .duration_s
@@ -146,14 +146,14 @@ fn input_length(input: &wit::StepInput, info: &wit::MediaInfo) -> f64 {
 }
 
 /// Seconds a filter node may add to what it reads, or why it would never stop.
-fn node_extension(node: &wit::FilterNode) -> Result<f64, String> {
+fn node_extension(node: &model::FilterNode) -> Result<f64, String> {
     let arg = |name: &str| {
         node.args
             .iter()
             .find(|a| a.name == name)
             .and_then(|a| match &a.value {
-                wit::Value::Number(n) => Some(*n),
-                wit::Value::Integer(i) => Some(*i as f64),
+                model::Value::Number(n) => Some(*n),
+                model::Value::Integer(i) => Some(*i as f64),
                 _ => None,
             })
     };
@@ -172,7 +172,7 @@ fn node_extension(node: &wit::FilterNode) -> Result<f64, String> {
             .iter()
             .find(|a| a.name == "delays")
             .and_then(|a| match &a.value {
-                wit::Value::Text(t) => t
+                model::Value::Text(t) => t
                     .split('|')
                     .filter_map(|d| d.parse::<f64>().ok())
                     .reduce(f64::max),
@@ -216,7 +216,7 @@ fn safe_text(s: &str) -> bool {
 
 /// Checks one step; returns each output's duration bound.
 fn validate_step(
-    step: &wit::Step,
+    step: &model::Step,
     media: &dyn MediaLookup,
     names: &mut HashSet<String>,
 ) -> Result<Vec<f64>, Rejection> {
@@ -281,7 +281,7 @@ fn validate_step(
         .map(|(input, info)| input_length(input, info))
         .sum::<f64>();
 
-    let stream_ok = |r: &wit::StreamRef| {
+    let stream_ok = |r: &model::StreamRef| {
         infos
             .get(r.input as usize)
             .is_some_and(|info| info.streams.iter().any(|s| s.index == r.stream))
@@ -340,10 +340,16 @@ fn validate_step(
                 "another output of this job already has this name".into(),
             ));
         }
-        let container = allowlist::container(&output.container).ok_or_else(|| {
+        let model::OutputKind::File(name) = &output.kind else {
+            return Err(reject(
+                where_,
+                "only file outputs can be rendered by this host".into(),
+            ));
+        };
+        let container = allowlist::container(name).ok_or_else(|| {
             reject(
                 where_.clone(),
-                format!("container '{}' is not allowed", clip(&output.container)),
+                format!("container '{}' is not allowed", clip(name)),
             )
         })?;
         check_options(&output.muxer_options, container.muxer_options)
@@ -366,7 +372,7 @@ fn validate_step(
             consume(&stream.source, &mut produced, &stream_ok)
                 .map_err(|r| reject(where_.clone(), r))?;
             check_tags(&stream.metadata).map_err(|r| reject(where_.clone(), r))?;
-            if let wit::Codec::Encode(enc) = &stream.codec {
+            if let model::Codec::Encode(enc) = &stream.codec {
                 check_encoder(enc).map_err(|r| reject(where_, r))?;
             }
         }
@@ -380,26 +386,26 @@ fn validate_step(
     Ok(bounds)
 }
 
-fn describe_ref(r: &wit::MediaRef) -> String {
+fn describe_ref(r: &model::MediaRef) -> String {
     match r {
-        wit::MediaRef::Input(n) => format!("input '{}'", clip(n)),
-        wit::MediaRef::Produced(n) => format!("produced '{}'", clip(n)),
+        model::MediaRef::Input(n) => format!("input '{}'", clip(n)),
+        model::MediaRef::Produced(n) => format!("produced '{}'", clip(n)),
     }
 }
 
 fn consume(
-    pad: &wit::Pad,
+    pad: &model::Pad,
     produced: &mut HashMap<&str, bool>,
-    stream_ok: &dyn Fn(&wit::StreamRef) -> bool,
+    stream_ok: &dyn Fn(&model::StreamRef) -> bool,
 ) -> Result<(), String> {
     match pad {
-        wit::Pad::Stream(r) => stream_ok(r).then_some(()).ok_or_else(|| {
+        model::Pad::Stream(r) => stream_ok(r).then_some(()).ok_or_else(|| {
             format!(
                 "stream {} of step input {} does not exist",
                 r.stream, r.input
             )
         }),
-        wit::Pad::Link(label) => match produced.get_mut(label.as_str()) {
+        model::Pad::Link(label) => match produced.get_mut(label.as_str()) {
             Some(used @ false) => {
                 *used = true;
                 Ok(())
@@ -413,7 +419,7 @@ fn consume(
     }
 }
 
-fn check_tags(tags: &[wit::Tag]) -> Result<(), String> {
+fn check_tags(tags: &[model::Tag]) -> Result<(), String> {
     if tags.len() > MAX_ARGS {
         return Err(format!("more than {MAX_ARGS} metadata entries"));
     }
@@ -435,7 +441,7 @@ fn check_tags(tags: &[wit::Tag]) -> Result<(), String> {
     Ok(())
 }
 
-fn check_encoder(enc: &wit::Encoder) -> Result<(), String> {
+fn check_encoder(enc: &model::Encoder) -> Result<(), String> {
     let opts = allowlist::encoder_options(&enc.codec)
         .ok_or_else(|| format!("codec '{}' is not allowed", clip(&enc.codec)))?;
     check_options(&enc.options, opts)?;
@@ -472,7 +478,7 @@ fn check_encoder(enc: &wit::Encoder) -> Result<(), String> {
     Ok(())
 }
 
-fn check_options(given: &[wit::OptionValue], allowed: &[(&str, Arg)]) -> Result<(), String> {
+fn check_options(given: &[model::OptionValue], allowed: &[(&str, Arg)]) -> Result<(), String> {
     let mut seen = HashSet::new();
     for opt in given {
         let name = clip(&opt.name);
@@ -488,8 +494,8 @@ fn check_options(given: &[wit::OptionValue], allowed: &[(&str, Arg)]) -> Result<
     Ok(())
 }
 
-fn check_value(kind: &Arg, value: &wit::Value) -> Result<(), String> {
-    use wit::Value as V;
+fn check_value(kind: &Arg, value: &model::Value) -> Result<(), String> {
+    use model::Value as V;
     let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
     let ok = match (kind, value) {
         (Arg::Int(lo, hi), V::Integer(v)) => (lo..=hi).contains(&v),
@@ -534,12 +540,12 @@ fn check_value(kind: &Arg, value: &wit::Value) -> Result<(), String> {
     }
 }
 
-fn show(v: &wit::Value) -> String {
+fn show(v: &model::Value) -> String {
     match v {
-        wit::Value::Integer(i) => i.to_string(),
-        wit::Value::Number(n) => n.to_string(),
-        wit::Value::Boolean(b) => b.to_string(),
-        wit::Value::Text(t) => format!("'{}'", clip(t)),
+        model::Value::Integer(i) => i.to_string(),
+        model::Value::Number(n) => n.to_string(),
+        model::Value::Boolean(b) => b.to_string(),
+        model::Value::Text(t) => format!("'{}'", clip(t)),
     }
 }
 
@@ -549,11 +555,11 @@ mod tests {
     use serde_json::json;
 
     /// One job input, "a": a mono audio stream of `seconds` (as measured by probe).
-    struct OneInput(wit::MediaInfo);
+    struct OneInput(model::MediaInfo);
 
     impl MediaLookup for OneInput {
-        fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo> {
-            matches!(source, wit::MediaRef::Input(n) if n == "a").then_some(&self.0)
+        fn info(&self, source: &model::MediaRef) -> Option<&model::MediaInfo> {
+            matches!(source, model::MediaRef::Input(n) if n == "a").then_some(&self.0)
         }
     }
 
@@ -565,18 +571,18 @@ mod tests {
         })))
     }
 
-    fn opt(name: &str, value: wit::Value) -> wit::OptionValue {
-        wit::OptionValue {
+    fn opt(name: &str, value: model::Value) -> model::OptionValue {
+        model::OptionValue {
             name: name.into(),
             value,
         }
     }
 
-    fn node(filter: &str, args: Vec<wit::OptionValue>) -> wit::FilterNode {
-        wit::FilterNode {
+    fn node(filter: &str, args: Vec<model::OptionValue>) -> model::FilterNode {
+        model::FilterNode {
             filter: filter.into(),
             args,
-            inputs: vec![wit::Pad::Stream(wit::StreamRef {
+            inputs: vec![model::Pad::Stream(model::StreamRef {
                 input: 0,
                 stream: 0,
             })],
@@ -585,29 +591,29 @@ mod tests {
     }
 
     /// A step reading input "a" through `graph` (ending in label "out", or none) into one WAV.
-    fn step(graph: Vec<wit::FilterNode>, duration_s: Option<f64>) -> wit::Step {
+    fn step(graph: Vec<model::FilterNode>, duration_s: Option<f64>) -> model::Step {
         let source = if graph.is_empty() {
-            wit::Pad::Stream(wit::StreamRef {
+            model::Pad::Stream(model::StreamRef {
                 input: 0,
                 stream: 0,
             })
         } else {
-            wit::Pad::Link("out".into())
+            model::Pad::Link("out".into())
         };
-        wit::Step {
+        model::Step {
             name: "s".into(),
-            inputs: vec![wit::StepInput {
-                source: wit::MediaRef::Input("a".into()),
+            inputs: vec![model::StepInput {
+                source: model::MediaRef::Input("a".into()),
                 seek_s: None,
                 duration_s: None,
             }],
             graph,
-            outputs: vec![wit::Output {
+            outputs: vec![model::Output {
                 name: "o".into(),
-                container: "wav".into(),
-                streams: vec![wit::OutputStream {
+                kind: model::OutputKind::File("wav".into()),
+                streams: vec![model::OutputStream {
                     source,
-                    codec: wit::Codec::Encode(wit::Encoder {
+                    codec: model::Codec::Encode(model::Encoder {
                         codec: "pcm_s16le".into(),
                         bit_rate: None,
                         sample_rate: None,
@@ -622,11 +628,12 @@ mod tests {
                 metadata: vec![],
                 muxer_options: vec![],
                 duration_s,
+                optional: false,
             }],
         }
     }
 
-    fn validate(step: wit::Step, seconds: f64) -> Result<ValidatedStep, Rejection> {
+    fn validate(step: model::Step, seconds: f64) -> Result<ValidatedStep, Rejection> {
         validate_steps(vec![step], &media(seconds), &HashSet::new()).map(|mut v| v.remove(0))
     }
 
@@ -635,7 +642,7 @@ mod tests {
         let s = step(
             vec![node(
                 "volume",
-                vec![opt("volume", wit::Value::Text("-3dB".into()))],
+                vec![opt("volume", model::Value::Text("-3dB".into()))],
             )],
             None,
         );
@@ -648,17 +655,17 @@ mod tests {
             ("amovie", vec![], "is not allowed"),
             (
                 "volume",
-                vec![opt("eval", wit::Value::Text("frame".into()))],
+                vec![opt("eval", model::Value::Text("frame".into()))],
                 "option 'eval' is not allowed",
             ),
             (
                 "volume",
-                vec![opt("volume", wit::Value::Text("1e9dB".into()))],
+                vec![opt("volume", model::Value::Text("1e9dB".into()))],
                 "is not allowed (expected Gain)",
             ),
             (
                 "aresample",
-                vec![opt("sample_rate", wit::Value::Integer(10_000_000))],
+                vec![opt("sample_rate", model::Value::Integer(10_000_000))],
                 "is not allowed",
             ),
         ] {
@@ -696,9 +703,9 @@ mod tests {
         assert!(err.reason.contains("pads forever"), "{}", err.reason);
         assert!(err.where_.contains("apad"), "{}", err.where_);
         for zero in [
-            wit::Value::Number(0.0),
-            wit::Value::Integer(0),
-            wit::Value::Number(1e-7),
+            model::Value::Number(0.0),
+            model::Value::Integer(0),
+            model::Value::Number(1e-7),
         ] {
             let padded = node("apad", vec![opt("whole_dur", zero)]);
             let err = validate(step(vec![padded], None), 1.0).unwrap_err();
@@ -708,12 +715,12 @@ mod tests {
 
     #[test]
     fn apad_and_adelay_with_lengths_extend_the_bound_by_what_they_add() {
-        let padded = node("apad", vec![opt("pad_dur", wit::Value::Number(10.0))]);
+        let padded = node("apad", vec![opt("pad_dur", model::Value::Number(10.0))]);
         let v = validate(step(vec![padded], None), 1.0).unwrap();
         assert!((11.0..=12.2).contains(&v.output_bound(0)));
         let delayed = node(
             "adelay",
-            vec![opt("delays", wit::Value::Text("5000|250".into()))],
+            vec![opt("delays", model::Value::Text("5000|250".into()))],
         );
         let v = validate(step(vec![delayed], None), 1.0).unwrap();
         assert!((6.0..=7.1).contains(&v.output_bound(0)));
@@ -721,7 +728,10 @@ mod tests {
 
     #[test]
     fn bounds_never_exceed_the_maximum_duration() {
-        let padded = node("apad", vec![opt("whole_dur", wit::Value::Number(86_400.0))]);
+        let padded = node(
+            "apad",
+            vec![opt("whole_dur", model::Value::Number(86_400.0))],
+        );
         let v = validate(step(vec![padded], None), 86_000.0).unwrap();
         assert_eq!(v.output_bound(0), MAX_DURATION_S);
     }
@@ -740,8 +750,8 @@ mod tests {
     #[test]
     fn a_command_line_over_budget_is_refused() {
         let mut s = step(vec![], None);
-        let tags: Vec<wit::Tag> = (0..MAX_ARGS)
-            .map(|i| wit::Tag {
+        let tags: Vec<model::Tag> = (0..MAX_ARGS)
+            .map(|i| model::Tag {
                 key: format!("k{i}"),
                 value: "x".repeat(MAX_TEXT),
             })
@@ -757,23 +767,26 @@ mod tests {
 
     #[test]
     fn one_argument_over_budget_is_refused() {
-        let chain: Vec<wit::FilterNode> = (0..MAX_NODES)
-            .map(|n| wit::FilterNode {
+        let chain: Vec<model::FilterNode> = (0..MAX_NODES)
+            .map(|n| model::FilterNode {
                 filter: "aformat".into(),
                 args: vec![
                     opt(
                         "sample_rates",
-                        wit::Value::Text(vec!["48000"; 170].join("|")),
+                        model::Value::Text(vec!["48000"; 170].join("|")),
                     ),
-                    opt("sample_fmts", wit::Value::Text(vec!["fltp"; 200].join("|"))),
+                    opt(
+                        "sample_fmts",
+                        model::Value::Text(vec!["fltp"; 200].join("|")),
+                    ),
                 ],
                 inputs: vec![if n == 0 {
-                    wit::Pad::Stream(wit::StreamRef {
+                    model::Pad::Stream(model::StreamRef {
                         input: 0,
                         stream: 0,
                     })
                 } else {
-                    wit::Pad::Link(format!("l{}", n - 1))
+                    model::Pad::Link(format!("l{}", n - 1))
                 }],
                 outputs: vec![if n + 1 == MAX_NODES {
                     "out".into()

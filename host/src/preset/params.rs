@@ -5,8 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::wit::{self, ParamKind, ParamSpec, ParamValue};
 use crate::error::{ApiError, ErrorCode};
+use crate::model::{self, ParamKind, ParamSpec, ParamValue};
 
 /// Checks a declared param's own consistency: ranges ordered, defaults inside them.
 pub fn check_spec(spec: &ParamSpec) -> Result<(), String> {
@@ -69,7 +69,7 @@ fn has_default(spec: &ParamSpec) -> bool {
     }
 }
 
-fn check_int(spec: &ParamSpec, s: &wit::IntegerSpec, v: i64) -> Result<(), String> {
+fn check_int(spec: &ParamSpec, s: &model::IntegerSpec, v: i64) -> Result<(), String> {
     if s.min.is_some_and(|min| v < min) || s.max.is_some_and(|max| v > max) {
         return Err(format!(
             "{} must be an integer in {}, got {v}",
@@ -80,7 +80,7 @@ fn check_int(spec: &ParamSpec, s: &wit::IntegerSpec, v: i64) -> Result<(), Strin
     Ok(())
 }
 
-fn check_number(spec: &ParamSpec, s: &wit::NumberSpec, v: f64) -> Result<(), String> {
+fn check_number(spec: &ParamSpec, s: &model::NumberSpec, v: f64) -> Result<(), String> {
     if !v.is_finite() || s.min.is_some_and(|min| v < min) || s.max.is_some_and(|max| v > max) {
         return Err(format!(
             "{} must be a number in {}, got {v}",
@@ -91,7 +91,7 @@ fn check_number(spec: &ParamSpec, s: &wit::NumberSpec, v: f64) -> Result<(), Str
     Ok(())
 }
 
-fn check_text(spec: &ParamSpec, s: &wit::TextSpec, v: &str) -> Result<(), String> {
+fn check_text(spec: &ParamSpec, s: &model::TextSpec, v: &str) -> Result<(), String> {
     if v.len() > s.max_length as usize {
         return Err(format!(
             "{} must be at most {} bytes long",
@@ -200,8 +200,8 @@ fn check_value(spec: &ParamSpec, v: &Value) -> Result<Value, String> {
     }
 }
 
-/// Turns resolved params (as stored in the job) into WIT params, typed by the spec.
-pub fn to_wit(specs: &[ParamSpec], resolved: &Map<String, Value>) -> Vec<wit::Param> {
+/// Turns resolved params (as stored in the job) into the typed params of a plan request.
+pub fn typed(specs: &[ParamSpec], resolved: &Map<String, Value>) -> Vec<model::Param> {
     specs
         .iter()
         .filter_map(|spec| {
@@ -214,7 +214,7 @@ pub fn to_wit(specs: &[ParamSpec], resolved: &Map<String, Value>) -> Vec<wit::Pa
                     ParamValue::Text(v.as_str()?.to_owned())
                 }
             };
-            Some(wit::Param {
+            Some(model::Param {
                 name: spec.name.clone(),
                 value,
             })
@@ -258,7 +258,7 @@ mod tests {
         ParamSpec {
             name: name.into(),
             description: "test".into(),
-            kind: ParamKind::Number(wit::NumberSpec {
+            kind: ParamKind::Number(model::NumberSpec {
                 min: Some(min),
                 max: Some(max),
                 default,
@@ -301,7 +301,7 @@ mod tests {
         let spec = ParamSpec {
             name: "codec".into(),
             description: "".into(),
-            kind: ParamKind::Choice(wit::ChoiceSpec {
+            kind: ParamKind::Choice(model::ChoiceSpec {
                 options: vec!["flac".into(), "wav".into()],
                 default: Some("flac".into()),
             }),
@@ -310,7 +310,7 @@ mod tests {
         assert!(resolve(std::slice::from_ref(&spec), &given(json!({"codec": "mp4"}))).is_err());
         let out = resolve(std::slice::from_ref(&spec), &given(json!({}))).unwrap();
         assert_eq!(
-            to_wit(&[spec], &out)[0].value,
+            typed(&[spec], &out)[0].value,
             ParamValue::Text("flac".into())
         );
     }

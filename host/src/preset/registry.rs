@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::runtime::{CompiledFrom, CompiledPreset, LoadError, Runtime};
-use super::wit;
 use crate::error::{ApiError, ErrorCode};
+use crate::model;
 
 /// One loaded preset version.
 pub struct Preset {
     pub name: String,
     pub version: Version,
-    pub descriptor: wit::Descriptor,
+    pub descriptor: model::Descriptor,
     /// SHA-256 of the component's bytes, recorded in jobs for replay.
     pub sha256: String,
     /// The `mediahost:preset` interface version the component was built for.
@@ -218,7 +218,7 @@ fn is_name(s: &str, max: usize) -> bool {
 }
 
 /// A descriptor must name itself sanely and declare params whose defaults fit their own ranges.
-fn check_descriptor(d: &wit::Descriptor) -> Result<Version, LoadError> {
+fn check_descriptor(d: &model::Descriptor) -> Result<Version, LoadError> {
     let fail = |why: String| {
         Err(LoadError::invalid(format!(
             "describe() is inconsistent: {why}"

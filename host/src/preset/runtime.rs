@@ -39,9 +39,9 @@ use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::cache::ArtifactCache;
-use super::v1::{self, PresetWorld, PresetWorldPre};
-use super::wit;
+use super::{v1, v2};
 use crate::error::ErrorCode;
+use crate::model;
 
 /// How often the engine's epoch advances; deadlines are whole multiples of it.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -317,13 +317,15 @@ impl WasiView for Sandbox {
     }
 }
 
-impl v1::Host for Sandbox {
-    fn log(&mut self, level: wit::LogLevel, message: String) {
+impl Sandbox {
+    /// Keeps a line the preset logged, within the call's log budget. Each interface version's
+    /// `host.log` import lands here.
+    pub(super) fn record_log(&mut self, level: model::LogLevel, message: String) {
         let level = match level {
-            wit::LogLevel::Debug => "debug",
-            wit::LogLevel::Info => "info",
-            wit::LogLevel::Warn => "warn",
-            wit::LogLevel::Error => "error",
+            model::LogLevel::Debug => "debug",
+            model::LogLevel::Info => "info",
+            model::LogLevel::Warn => "warn",
+            model::LogLevel::Error => "error",
         };
         if self.log_budget == 0 {
             return;
@@ -348,15 +350,14 @@ impl v1::Host for Sandbox {
     }
 }
 
-impl v1::types::Host for Sandbox {}
-
 /// A compiled preset component, ready to be instantiated many times (the instantiation work,
 /// `InstancePre`, is done once here and reused by every call).
 ///
-/// One variant per major version of `mediahost:preset`: a 2.0 gets a variant and a bindings
-/// module of its own beside `v1`, and the calls below convert its types to the latest ones.
+/// One variant per major version of `mediahost:preset`, each with its adapter module (`v1`,
+/// `v2`), which converts the call's types to and from the host's model.
 pub enum CompiledPreset {
-    V1(PresetWorldPre<Sandbox>),
+    V1(v1::WorldPre<Sandbox>),
+    V2(v2::WorldPre<Sandbox>),
 }
 
 /// Where a compiled component came from, for logs and benchmarks.
@@ -377,7 +378,7 @@ pub struct Loaded {
 }
 
 /// The interface versions of `mediahost:preset` this host runs, as a semver range.
-pub const SUPPORTED_INTERFACE: &str = ">=1.0.0, <2.0.0";
+pub const SUPPORTED_INTERFACE: &str = ">=1.0.0, <3.0.0";
 
 /// Why a component cannot be run as a preset.
 #[derive(Debug, thiserror::Error)]
@@ -437,8 +438,9 @@ impl Runtime {
 
         let mut linker = Linker::<Sandbox>::new(&engine);
         link_wasi(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        PresetWorld::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // Each version's host interface has its own versioned name, so both link side by side.
+        v1::link(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        v2::link(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let ticker = Arc::new(EpochTicker {
             stop: Mutex::new(false),
@@ -506,13 +508,15 @@ impl Runtime {
                  no sockets): {e:#}"
             ))
         })?;
+        let mismatch = |e: wasmtime::Error| {
+            LoadError::invalid(format!(
+                "the component's mediahost:preset/preset@{interface} export does not match \
+                 the interface: {e:#}"
+            ))
+        };
         let compiled = match interface.major {
-            1 => CompiledPreset::V1(PresetWorldPre::new(instance_pre).map_err(|e| {
-                LoadError::invalid(format!(
-                    "the component's mediahost:preset/preset@{interface} export does not match \
-                     the interface: {e:#}"
-                ))
-            })?),
+            1 => CompiledPreset::V1(v1::pre(instance_pre).map_err(mismatch)?),
+            2 => CompiledPreset::V2(v2::pre(instance_pre).map_err(mismatch)?),
             _ => unreachable!("interface_of admits only supported major versions"),
         };
         if from == CompiledFrom::Compiled
@@ -557,7 +561,7 @@ impl Runtime {
                 code: ErrorCode::PresetInterfaceUnsupported,
                 message: format!(
                     "the component was built for mediahost:preset@{version}; this host supports \
-                     mediahost:preset {SUPPORTED_INTERFACE}; rebuild it with a preset-sdk for 1.x"
+                     mediahost:preset {SUPPORTED_INTERFACE}; rebuild it with a preset-sdk for 1.x or 2.x"
                 ),
             });
         }
@@ -592,9 +596,10 @@ impl Runtime {
     }
 
     /// Calls `describe` in a fresh instance.
-    pub fn describe(&self, preset: &CompiledPreset) -> Result<wit::Descriptor, PresetFault> {
+    pub fn describe(&self, preset: &CompiledPreset) -> Result<model::Descriptor, PresetFault> {
         self.call(Lane::Job, preset, |world, store| match world {
-            World::V1(w) => w.mediahost_preset_preset().call_describe(store),
+            World::V1(w) => v1::describe(w, store),
+            World::V2(w) => v2::describe(w, store),
         })
         .map(|(descriptor, _logs)| descriptor)
     }
@@ -605,15 +610,13 @@ impl Runtime {
         &self,
         lane: Lane,
         preset: &CompiledPreset,
-        request: &wit::PlanRequest,
-    ) -> (
-        Result<Result<wit::Decision, wit::Refusal>, PresetFault>,
-        Vec<PresetLog>,
-    ) {
+        request: &model::PlanRequest,
+    ) -> (Result<model::Answer, PresetFault>, Vec<PresetLog>) {
         let mut logs = Vec::new();
         let result = self
             .call(lane, preset, |world, store| match world {
-                World::V1(w) => w.mediahost_preset_preset().call_plan(store, request),
+                World::V1(w) => v1::plan(w, store, request),
+                World::V2(w) => v2::plan(w, store, request),
             })
             .map(|(answer, call_logs)| {
                 logs = call_logs;
@@ -641,6 +644,7 @@ impl Runtime {
         let started = Instant::now();
         let world = match preset {
             CompiledPreset::V1(pre) => pre.instantiate(&mut store).map(World::V1),
+            CompiledPreset::V2(pre) => pre.instantiate(&mut store).map(World::V2),
         }
         .map_err(|e| classify(e, self.limits.deadline, started, true))?;
         let answer =
@@ -652,7 +656,8 @@ impl Runtime {
 
 /// An instance of a preset, by interface major version.
 enum World {
-    V1(PresetWorld),
+    V1(v1::World),
+    V2(v2::World),
 }
 
 impl Drop for Runtime {

@@ -13,41 +13,42 @@ use serde_json::{Map, Value, json};
 use super::pipeline::{decision, report_json, shell_quote};
 use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::render;
+use crate::model;
 use crate::plan::validate::{self, MediaLookup};
+use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::preset::runtime::{Lane, Runtime};
-use crate::preset::{params, wit};
 
 /// What the preset is asked: the same fields a job's planning round gets.
 pub struct DryRun {
     pub round: u32,
-    pub inputs: BTreeMap<String, wit::MediaInfo>,
-    pub produced: BTreeMap<String, wit::MediaInfo>,
-    pub analyses: Vec<wit::AnalysisResult>,
+    pub inputs: BTreeMap<String, model::MediaInfo>,
+    pub produced: BTreeMap<String, model::MediaInfo>,
+    pub analyses: Vec<model::AnalysisResult>,
     /// Params already checked against the preset's schema, defaults filled in.
     pub params: Map<String, Value>,
 }
 
 struct Known<'a> {
-    inputs: &'a BTreeMap<String, wit::MediaInfo>,
-    produced: &'a BTreeMap<String, wit::MediaInfo>,
+    inputs: &'a BTreeMap<String, model::MediaInfo>,
+    produced: &'a BTreeMap<String, model::MediaInfo>,
 }
 
 impl MediaLookup for Known<'_> {
-    fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo> {
+    fn info(&self, source: &model::MediaRef) -> Option<&model::MediaInfo> {
         match source {
-            wit::MediaRef::Input(n) => self.inputs.get(n),
-            wit::MediaRef::Produced(n) => self.produced.get(n),
+            model::MediaRef::Input(n) => self.inputs.get(n),
+            model::MediaRef::Produced(n) => self.produced.get(n),
         }
     }
 }
 
 fn named(
-    map: &BTreeMap<String, wit::MediaInfo>,
-    wrap: fn(String) -> wit::MediaRef,
-) -> Vec<wit::NamedMedia> {
+    map: &BTreeMap<String, model::MediaInfo>,
+    wrap: fn(String) -> model::MediaRef,
+) -> Vec<model::NamedMedia> {
     map.iter()
-        .map(|(name, info)| wit::NamedMedia {
+        .map(|(name, info)| model::NamedMedia {
             source: wrap(name.clone()),
             info: info.clone(),
         })
@@ -60,11 +61,11 @@ pub async fn plan(
     preset: Arc<Preset>,
     req: DryRun,
 ) -> Result<Value, JobError> {
-    let request = wit::PlanRequest {
+    let request = model::PlanRequest {
         round: req.round,
-        inputs: named(&req.inputs, wit::MediaRef::Input),
-        params: params::to_wit(&preset.descriptor.params, &req.params),
-        produced: named(&req.produced, wit::MediaRef::Produced),
+        inputs: named(&req.inputs, model::MediaRef::Input),
+        params: params::typed(&preset.descriptor.params, &req.params),
+        produced: named(&req.produced, model::MediaRef::Produced),
         analyses: req.analyses,
     };
     let called = preset.clone();
@@ -73,8 +74,8 @@ pub async fn plan(
             .await
             .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
     let (kind, steps, analyses, report) = match decision(answer, req.round)? {
-        wit::Decision::Next(work) => ("next", work.steps, work.analyses, None),
-        wit::Decision::Finish(finish) => (
+        model::Decision::Next(work) => ("next", work.steps, work.analyses, None),
+        model::Decision::Finish(finish) => (
             "finish",
             finish.steps,
             Vec::new(),
@@ -96,8 +97,8 @@ pub async fn plan(
             let rendered = render::render(
                 step,
                 |source| match source {
-                    wit::MediaRef::Input(n) => PathBuf::from("in").join(n),
-                    wit::MediaRef::Produced(n) => PathBuf::from("work").join(n),
+                    model::MediaRef::Input(n) => PathBuf::from("in").join(n),
+                    model::MediaRef::Produced(n) => PathBuf::from("work").join(n),
                 },
                 out_dir,
             );
@@ -119,7 +120,7 @@ pub async fn plan(
             })
         })
         .collect();
-    let steps: Vec<&wit::Step> = steps.iter().map(|s| s.step()).collect();
+    let steps: Vec<&model::Step> = steps.iter().map(|s| s.step()).collect();
     Ok(json!({
         "preset": {"name": preset.name, "version": preset.version.to_string(), "sha256": preset.sha256},
         "round": req.round,

@@ -15,12 +15,13 @@ use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools, jail, output, render};
 use crate::job::{Job, JobStore, OutputRecord, StreamSummary};
 use crate::media::{analysis, probe};
+use crate::model;
 use crate::plan::allowlist;
 use crate::plan::validate::{self, MediaLookup, ValidatedStep};
 use crate::preset::catalog::Catalog;
+use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::preset::runtime::{Lane, PresetFault, Runtime};
-use crate::preset::{params, wit};
 use crate::storage::{ObjectKey, Storage, StorageError};
 
 /// The most planning rounds a preset gets before the job fails.
@@ -135,7 +136,7 @@ impl Drop for Scratch {
 
 struct Media {
     path: PathBuf,
-    info: wit::MediaInfo,
+    info: model::MediaInfo,
 }
 
 #[derive(Default)]
@@ -145,19 +146,19 @@ struct MediaSet {
 }
 
 impl MediaSet {
-    fn get(&self, r: &wit::MediaRef) -> Option<&Media> {
+    fn get(&self, r: &model::MediaRef) -> Option<&Media> {
         match r {
-            wit::MediaRef::Input(n) => self.inputs.get(n),
-            wit::MediaRef::Produced(n) => self.produced.get(n),
+            model::MediaRef::Input(n) => self.inputs.get(n),
+            model::MediaRef::Produced(n) => self.produced.get(n),
         }
     }
 
     fn named(
         map: &BTreeMap<String, Media>,
-        wrap: fn(String) -> wit::MediaRef,
-    ) -> Vec<wit::NamedMedia> {
+        wrap: fn(String) -> model::MediaRef,
+    ) -> Vec<model::NamedMedia> {
         map.iter()
-            .map(|(name, m)| wit::NamedMedia {
+            .map(|(name, m)| model::NamedMedia {
                 source: wrap(name.clone()),
                 info: m.info.clone(),
             })
@@ -166,7 +167,7 @@ impl MediaSet {
 }
 
 impl MediaLookup for MediaSet {
-    fn info(&self, source: &wit::MediaRef) -> Option<&wit::MediaInfo> {
+    fn info(&self, source: &model::MediaRef) -> Option<&model::MediaInfo> {
         self.get(source).map(|m| &m.info)
     }
 }
@@ -320,22 +321,22 @@ impl Run<'_> {
             ),
         )
         .await;
-        let params = params::to_wit(&preset.descriptor.params, &self.job.params);
-        let inputs = MediaSet::named(&self.media.inputs, wit::MediaRef::Input);
-        let mut analyses: Vec<wit::AnalysisResult> = Vec::new();
+        let params = params::typed(&preset.descriptor.params, &self.job.params);
+        let inputs = MediaSet::named(&self.media.inputs, model::MediaRef::Input);
+        let mut analyses: Vec<model::AnalysisResult> = Vec::new();
         let mut taken: HashSet<String> = HashSet::new();
 
         for round in 1..=MAX_ROUNDS {
-            let request = wit::PlanRequest {
+            let request = model::PlanRequest {
                 round,
                 inputs: inputs.clone(),
                 params: params.clone(),
-                produced: MediaSet::named(&self.media.produced, wit::MediaRef::Produced),
+                produced: MediaSet::named(&self.media.produced, model::MediaRef::Produced),
                 analyses: analyses.clone(),
             };
             let decision = self.call_plan(preset, request, round).await?;
             match decision {
-                wit::Decision::Next(work) => {
+                model::Decision::Next(work) => {
                     let steps = self.validate(work.steps, &taken)?;
                     for step in &steps {
                         let outputs = self.execute(step, false).await?;
@@ -376,7 +377,7 @@ impl Run<'_> {
                         analyses.push(self.analyze(request).await?);
                     }
                 }
-                wit::Decision::Finish(finish) => {
+                model::Decision::Finish(finish) => {
                     let steps = self.validate(finish.steps, &taken)?;
                     let mut files = Vec::new();
                     for step in &steps {
@@ -401,9 +402,9 @@ impl Run<'_> {
     async fn call_plan(
         &self,
         preset: &Arc<Preset>,
-        request: wit::PlanRequest,
+        request: model::PlanRequest,
         round: u32,
-    ) -> Result<wit::Decision, JobError> {
+    ) -> Result<model::Decision, JobError> {
         let runtime = self.ctx.runtime.clone();
         let preset = preset.clone();
         let (answer, logs) = tokio::task::spawn_blocking(move || {
@@ -427,7 +428,7 @@ impl Run<'_> {
 
     fn validate(
         &self,
-        steps: Vec<wit::Step>,
+        steps: Vec<model::Step>,
         taken: &HashSet<String>,
     ) -> Result<Vec<ValidatedStep>, JobError> {
         validate::validate_steps(steps, &self.media, taken)
@@ -435,7 +436,7 @@ impl Run<'_> {
     }
 
     /// Duration of the media a step reads, for its time limit and progress.
-    fn step_media_s(&self, step: &wit::Step) -> f64 {
+    fn step_media_s(&self, step: &model::Step) -> f64 {
         step.inputs
             .iter()
             .map(|i| {
@@ -556,8 +557,8 @@ impl Run<'_> {
 
     async fn analyze(
         &mut self,
-        request: wit::AnalysisRequest,
-    ) -> Result<wit::AnalysisResult, JobError> {
+        request: model::AnalysisRequest,
+    ) -> Result<model::AnalysisResult, JobError> {
         let reject = |why: String| {
             JobError::new(
                 ErrorCode::PlanRejected,
@@ -576,7 +577,7 @@ impl Run<'_> {
             .info
             .streams
             .iter()
-            .any(|s| s.index == request.stream && s.kind == wit::StreamKind::Audio);
+            .any(|s| s.index == request.stream && s.kind == model::StreamKind::Audio);
         if !is_audio {
             return Err(reject(format!(
                 "stream {} is not an audio stream",
@@ -586,24 +587,21 @@ impl Run<'_> {
         let duration = media.info.container.duration_s.unwrap_or(0.0);
         let path = media.path.clone();
         let started = Instant::now();
-        let value = match request.kind {
-            wit::AnalysisKind::Loudness => {
-                analysis::loudness(&self.ctx.tools, &path, request.stream, duration).await
-            }
-        };
+        let value = analysis::run(&self.ctx.tools, &path, &request, duration).await;
         self.child_s += started.elapsed().as_secs_f64();
-        let loudness = value?;
+        let value = value?;
         self.log(
             "host",
             format!(
-                "analysis '{}': I={:.2} LUFS, TP={:.2} dBTP, LRA={:.2} LU",
-                request.id, loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra_lu
+                "analysis '{}': {}",
+                request.id,
+                serde_json::to_string(&value).unwrap_or_default()
             ),
         )
         .await;
-        Ok(wit::AnalysisResult {
+        Ok(model::AnalysisResult {
             id: request.id,
-            value: wit::AnalysisValue::Loudness(loudness),
+            value,
         })
     }
 
@@ -687,22 +685,22 @@ fn output_record(
     file: &render::RenderedOutput,
     key: &ObjectKey,
     size: u64,
-    info: &wit::MediaInfo,
+    info: &model::MediaInfo,
 ) -> OutputRecord {
     let streams: Vec<StreamSummary> = info
         .streams
         .iter()
         .map(|s| {
             let (sample_rate, channels, channel_layout, width, height) = match &s.detail {
-                wit::StreamDetail::Audio(a) => (
+                model::StreamDetail::Audio(a) => (
                     Some(a.sample_rate),
                     Some(a.channels),
                     a.channel_layout.clone(),
                     None,
                     None,
                 ),
-                wit::StreamDetail::Video(v) => (None, None, None, Some(v.width), Some(v.height)),
-                wit::StreamDetail::Other => (None, None, None, None, None),
+                model::StreamDetail::Video(v) => (None, None, None, Some(v.width), Some(v.height)),
+                model::StreamDetail::Other => (None, None, None, None, None),
             };
             StreamSummary {
                 index: s.index,
@@ -728,22 +726,22 @@ fn output_record(
     }
 }
 
-fn kind_name(kind: wit::StreamKind) -> &'static str {
+fn kind_name(kind: model::StreamKind) -> &'static str {
     match kind {
-        wit::StreamKind::Audio => "audio",
-        wit::StreamKind::Video => "video",
-        wit::StreamKind::Subtitle => "subtitle",
-        wit::StreamKind::Data => "data",
-        wit::StreamKind::Attachment => "attachment",
-        wit::StreamKind::Unknown => "unknown",
+        model::StreamKind::Audio => "audio",
+        model::StreamKind::Video => "video",
+        model::StreamKind::Subtitle => "subtitle",
+        model::StreamKind::Data => "data",
+        model::StreamKind::Attachment => "attachment",
+        model::StreamKind::Unknown => "unknown",
     }
 }
 
 /// What a preset's answer to a plan call means for the job: its decision, or why it failed.
 pub(super) fn decision(
-    answer: Result<Result<wit::Decision, wit::Refusal>, PresetFault>,
+    answer: Result<Result<model::Decision, model::Refusal>, PresetFault>,
     round: u32,
-) -> Result<wit::Decision, JobError> {
+) -> Result<model::Decision, JobError> {
     match answer {
         Err(fault) => Err(JobError::new(
             fault.code(),
@@ -763,16 +761,16 @@ pub(super) fn decision(
     }
 }
 
-pub(super) fn report_json(report: &[wit::OptionValue]) -> Map<String, Value> {
+pub(super) fn report_json(report: &[model::OptionValue]) -> Map<String, Value> {
     report
         .iter()
         .take(64)
         .map(|o| {
             let v = match &o.value {
-                wit::Value::Integer(i) => json!(i),
-                wit::Value::Number(n) => json!(n),
-                wit::Value::Boolean(b) => json!(b),
-                wit::Value::Text(t) => json!(clip(t, 1024)),
+                model::Value::Integer(i) => json!(i),
+                model::Value::Number(n) => json!(n),
+                model::Value::Boolean(b) => json!(b),
+                model::Value::Text(t) => json!(clip(t, 1024)),
             };
             (clip(&o.name, 64), v)
         })
