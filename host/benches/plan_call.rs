@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use mediahost::model;
 use mediahost::preset::registry;
 use mediahost::preset::runtime::{CompiledFrom, Lane, Runtime, SandboxLimits};
-use mediahost::model;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

@@ -22,10 +22,10 @@ use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
 use crate::media::probe;
 use crate::model;
+use crate::plan::dry_run::{self, DryRun};
 use crate::preset::catalog::MAX_COMPONENT_BYTES;
 use crate::preset::params;
 use crate::preset::registry::Listing;
-use crate::worker::dry_run::{self, DryRun};
 
 /// One version as the API shows it: the published record, the yank and the declared schema.
 fn version_json(l: &Listing) -> Value {

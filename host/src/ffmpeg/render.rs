@@ -182,6 +182,25 @@ fn plain(v: &model::Value) -> String {
     }
 }
 
+/// The command as a shell would read it, for logs and dry runs (never run through a shell).
+pub fn shell_line(argv: &[OsString]) -> String {
+    let quoted: Vec<String> = argv
+        .iter()
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))
+            {
+                a.into_owned()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect();
+    format!("ffmpeg {}", quoted.join(" "))
+}
+
 /// Escapes an option value twice: once for the filter's option parser (`\ ' :`), then for the
 /// filtergraph parser (`\ ' [ ] , ;`).
 pub fn escape_filter_value(v: &str) -> String {

@@ -35,6 +35,8 @@ const PATH_ALLOWANCE: usize = 256;
 const MIN_PAD_S: f64 = 0.001;
 /// Slack over an output's derived bound, for encoder padding and frame rounding.
 const BOUND_SLACK_S: f64 = 1.0;
+/// How far an analysis window may end past the source's measured length.
+const WINDOW_SLACK_S: f64 = 0.001;
 
 /// A step that passed validation; it can be rendered.
 #[derive(Debug, Clone)]
@@ -102,6 +104,165 @@ pub fn validate_steps(
         .collect()
 }
 
+/// An analysis that passed validation: its source and stream exist, the stream is of the kind
+/// the analysis measures, its window lies inside the media and its spec values are in range.
+#[derive(Debug, Clone)]
+pub struct ValidatedAnalysis {
+    request: model::AnalysisRequest,
+    /// The measured length of the source, which bounds the analysis's run time.
+    media_s: f64,
+}
+
+impl ValidatedAnalysis {
+    pub fn request(&self) -> &model::AnalysisRequest {
+        &self.request
+    }
+
+    /// The measured length of the analysed source, in seconds.
+    pub fn media_s(&self) -> f64 {
+        self.media_s
+    }
+}
+
+/// A round's work that passed validation: steps with their output bounds, then analyses.
+#[derive(Debug, Clone)]
+pub struct ValidatedWork {
+    pub steps: Vec<ValidatedStep>,
+    pub analyses: Vec<ValidatedAnalysis>,
+}
+
+/// The last round, validated: its steps (whose outputs are the job's) and what it reports.
+#[derive(Debug, Clone)]
+pub struct ValidatedFinish {
+    pub steps: Vec<ValidatedStep>,
+    pub packages: Vec<model::HlsPackage>,
+    pub documents: Vec<model::Document>,
+    pub report: Vec<model::OptionValue>,
+}
+
+/// A validated decision: only [`validate_round`] makes one.
+#[derive(Debug, Clone)]
+pub enum ValidatedRound {
+    Next(ValidatedWork),
+    Finish(ValidatedFinish),
+}
+
+/// Why a round was rejected: a step's rejection, or an analysis's.
+#[derive(Debug, thiserror::Error)]
+pub enum RoundRejection {
+    #[error(transparent)]
+    Step(#[from] Rejection),
+    #[error("analysis '{id}': {reason}")]
+    Analysis { id: String, reason: String },
+}
+
+/// Validates a preset's decision for one round. `taken` holds output names of earlier rounds.
+pub fn validate_round(
+    decision: model::Decision,
+    media: &dyn MediaLookup,
+    taken: &HashSet<String>,
+) -> Result<ValidatedRound, RoundRejection> {
+    Ok(match decision {
+        model::Decision::Next(work) => ValidatedRound::Next(ValidatedWork {
+            steps: validate_steps(work.steps, media, taken)?,
+            analyses: validate_analyses(work.analyses, media)?,
+        }),
+        model::Decision::Finish(finish) => ValidatedRound::Finish(ValidatedFinish {
+            steps: validate_steps(finish.steps, media, taken)?,
+            packages: finish.packages,
+            documents: finish.documents,
+            report: finish.report,
+        }),
+    })
+}
+
+/// Checks analysis requests against the media they name.
+pub fn validate_analyses(
+    requests: Vec<model::AnalysisRequest>,
+    media: &dyn MediaLookup,
+) -> Result<Vec<ValidatedAnalysis>, RoundRejection> {
+    requests
+        .into_iter()
+        .map(|request| {
+            let media_s =
+                check_analysis(&request, media).map_err(|reason| RoundRejection::Analysis {
+                    id: clip(&request.id),
+                    reason,
+                })?;
+            Ok(ValidatedAnalysis { request, media_s })
+        })
+        .collect()
+}
+
+fn check_analysis(r: &model::AnalysisRequest, media: &dyn MediaLookup) -> Result<f64, String> {
+    if r.id.is_empty() || r.id.len() > 64 {
+        return Err("ids are 1-64 bytes".into());
+    }
+    let info = media
+        .info(&r.source)
+        .ok_or_else(|| format!("its source, {}, does not exist", describe_ref(&r.source)))?;
+    let want = match r.kind {
+        model::AnalysisKind::Loudness => model::StreamKind::Audio,
+        model::AnalysisKind::BlackIntervals(_)
+        | model::AnalysisKind::SceneChanges(_)
+        | model::AnalysisKind::Crop
+        | model::AnalysisKind::Interlacing => model::StreamKind::Video,
+    };
+    let stream = info
+        .streams
+        .iter()
+        .find(|s| s.index == r.stream)
+        .ok_or_else(|| format!("stream {} does not exist", r.stream))?;
+    if stream.kind != want {
+        return Err(format!(
+            "stream {} is {}, and this analysis measures a {} stream",
+            r.stream,
+            stream.kind.name(),
+            want.name()
+        ));
+    }
+    let in_unit = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+    match r.kind {
+        model::AnalysisKind::BlackIntervals(b) => {
+            if !(b.min_duration_s.is_finite() && b.min_duration_s > 0.0)
+                || b.min_duration_s > MAX_DURATION_S
+            {
+                return Err(format!(
+                    "min_duration_s {} is outside (0, {MAX_DURATION_S}]",
+                    b.min_duration_s
+                ));
+            }
+            if !in_unit(b.picture_threshold) || !in_unit(b.pixel_threshold) {
+                return Err("picture_threshold and pixel_threshold are 0 to 1".into());
+            }
+        }
+        model::AnalysisKind::SceneChanges(sc) => {
+            if !(sc.threshold.is_finite() && (0.0..=100.0).contains(&sc.threshold)) {
+                return Err(format!("threshold {} is outside 0 to 100", sc.threshold));
+            }
+        }
+        model::AnalysisKind::Loudness
+        | model::AnalysisKind::Crop
+        | model::AnalysisKind::Interlacing => {}
+    }
+    let full = media_length(info);
+    if let Some(w) = r.window {
+        // A window computed from the probed length may round a hair past it.
+        let end = w.start_s + w.duration_s;
+        let well_formed = w.start_s.is_finite()
+            && w.start_s >= 0.0
+            && w.duration_s.is_finite()
+            && w.duration_s > 0.0;
+        if !well_formed || end > full + WINDOW_SLACK_S {
+            return Err(format!(
+                "window {}+{} s is not inside the source's {full} s",
+                w.start_s, w.duration_s
+            ));
+        }
+    }
+    Ok(full)
+}
+
 /// Renders the step with placeholder paths and refuses it when its argv is over budget.
 fn check_argv_size(step: &ValidatedStep) -> Result<(), Rejection> {
     let placeholder = std::path::PathBuf::from("p".repeat(PATH_ALLOWANCE));
@@ -130,8 +291,14 @@ fn check_argv_size(step: &ValidatedStep) -> Result<(), Rejection> {
 
 /// The real length a step input contributes: what the media measures, after seek and duration.
 fn input_length(input: &model::StepInput, info: &model::MediaInfo) -> f64 {
-    let full = info
-        .container
+    let full = media_length(info);
+    let after_seek = (full - input.seek_s.unwrap_or(0.0)).max(0.0);
+    input.duration_s.map_or(after_seek, |d| d.min(after_seek))
+}
+
+/// The measured length of media: its container's, else its longest stream's, else zero.
+fn media_length(info: &model::MediaInfo) -> f64 {
+    info.container
         .duration_s
         .or_else(|| {
             info.streams
@@ -140,9 +307,7 @@ fn input_length(input: &model::StepInput, info: &model::MediaInfo) -> f64 {
                 .reduce(f64::max)
         })
         .filter(|d| d.is_finite() && *d > 0.0)
-        .unwrap_or(0.0);
-    let after_seek = (full - input.seek_s.unwrap_or(0.0)).max(0.0);
-    input.duration_s.map_or(after_seek, |d| d.min(after_seek))
+        .unwrap_or(0.0)
 }
 
 /// Seconds a filter node may add to what it reads, or why it would never stop.
@@ -797,5 +962,85 @@ mod tests {
             .collect();
         let err = validate(step(chain, None), 1.0).unwrap_err();
         assert!(err.reason.contains("per argument"), "{}", err.reason);
+    }
+
+    fn analysis(kind: model::AnalysisKind, window: Option<(f64, f64)>) -> model::AnalysisRequest {
+        model::AnalysisRequest {
+            id: "x".into(),
+            source: model::MediaRef::Input("a".into()),
+            stream: 0,
+            kind,
+            window: window.map(|(start_s, duration_s)| model::TimeWindow {
+                start_s,
+                duration_s,
+            }),
+        }
+    }
+
+    /// One job input, "a": a video stream of 10 s.
+    fn video() -> OneInput {
+        OneInput(crate::media::probe::from_json(&json!({
+            "format": {"format_name": "matroska", "duration": "10", "size": "1000"},
+            "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264",
+                         "width": 64, "height": 64}]
+        })))
+    }
+
+    #[test]
+    fn an_analysis_window_must_lie_inside_the_media() {
+        let check = |window| {
+            validate_analyses(
+                vec![analysis(model::AnalysisKind::Loudness, window)],
+                &media(10.0),
+            )
+        };
+        let ok = check(Some((2.0, 8.0))).expect("inside");
+        assert_eq!(ok[0].media_s(), 10.0);
+        for window in [(5.0, 6.0), (-1.0, 2.0), (0.0, 0.0), (f64::NAN, 1.0)] {
+            let err = check(Some(window)).unwrap_err();
+            assert!(err.to_string().contains("not inside"), "{window:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn video_analysis_specs_must_be_in_range() {
+        let black = |min_duration_s, picture_threshold, pixel_threshold| {
+            model::AnalysisKind::BlackIntervals(model::BlackSpec {
+                min_duration_s,
+                picture_threshold,
+                pixel_threshold,
+            })
+        };
+        let scene = |threshold| model::AnalysisKind::SceneChanges(model::SceneSpec { threshold });
+        for kind in [
+            black(0.5, 0.98, 0.1),
+            scene(10.0),
+            model::AnalysisKind::Crop,
+        ] {
+            validate_analyses(vec![analysis(kind, None)], &video()).expect("in range");
+        }
+        for kind in [
+            black(0.0, 0.98, 0.1),
+            black(0.5, 1.5, 0.1),
+            black(0.5, 0.9, -0.1),
+            scene(101.0),
+            scene(f64::INFINITY),
+        ] {
+            validate_analyses(vec![analysis(kind, None)], &video()).expect_err("out of range");
+        }
+        let err = validate_analyses(vec![analysis(scene(10.0), None)], &media(1.0)).unwrap_err();
+        assert!(err.to_string().contains("measures a video stream"), "{err}");
+    }
+
+    #[test]
+    fn a_round_is_validated_whole() {
+        let decision = model::Decision::Finish(model::Finish {
+            steps: vec![step(vec![], None)],
+            packages: vec![],
+            documents: vec![],
+            report: vec![],
+        });
+        let round = validate_round(decision, &media(1.0), &HashSet::new()).unwrap();
+        assert!(matches!(round, ValidatedRound::Finish(f) if f.steps.len() == 1));
     }
 }

@@ -9,7 +9,6 @@
 //!
 //! Not here: the state changes themselves (`lifecycle`), one job's steps (`pipeline`).
 
-pub mod dry_run;
 pub mod pipeline;
 pub mod scratch_lock;
 

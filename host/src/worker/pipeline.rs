@@ -1,9 +1,13 @@
-//! One job, start to finish: download, probe, plan in rounds (running steps and analyses the
-//! preset asks for), run the final steps, upload outputs, write the manifest last.
+//! One job, start to finish: download, probe, plan in rounds through a [`Session`] (this
+//! module's executor runs the steps and analyses it validated with ffmpeg), then upload the
+//! outputs and write the manifest last.
 //!
 //! Every failure leaves this module as a [`JobError`] with a code, the step and a message.
+//!
+//! Not here: the round protocol, its caps and what a plan may contain (`plan::session`,
+//! `plan::validate`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,17 +21,13 @@ use crate::job::{Job, JobStore, OutputRecord, StreamSummary};
 use crate::media::{analysis, probe};
 use crate::model;
 use crate::plan::allowlist;
-use crate::plan::validate::{self, MediaLookup, ValidatedStep};
+use crate::plan::session::{self, Executor, LogLine, Sandboxed, Session, Stage, Written, clip};
+use crate::plan::validate::{ValidatedAnalysis, ValidatedStep};
 use crate::preset::catalog::Catalog;
 use crate::preset::params;
 use crate::preset::registry::Preset;
-use crate::preset::runtime::{Lane, PresetFault, Runtime};
+use crate::preset::runtime::{Lane, Runtime};
 use crate::storage::{ObjectKey, Storage, StorageError};
-
-/// The most planning rounds a preset gets before the job fails.
-pub const MAX_ROUNDS: u32 = 8;
-/// The most analyses a job may request in all.
-const MAX_ANALYSES: usize = 64;
 
 /// What a worker needs to run jobs.
 pub struct Context {
@@ -166,12 +166,6 @@ impl MediaSet {
     }
 }
 
-impl MediaLookup for MediaSet {
-    fn info(&self, source: &model::MediaRef) -> Option<&model::MediaInfo> {
-        self.get(source).map(|m| &m.info)
-    }
-}
-
 /// Runs one job. `progress` receives a rough fraction done, for the job record.
 pub async fn run(
     ctx: &Context,
@@ -185,6 +179,7 @@ pub async fn run(
         job,
         scratch: &scratch,
         media: MediaSet::default(),
+        delivered: Vec::new(),
         child_s: 0.0,
         progress,
     };
@@ -246,12 +241,14 @@ struct Run<'a> {
     job: &'a Job,
     scratch: &'a Scratch,
     media: MediaSet,
+    /// Files the finish steps wrote, to publish.
+    delivered: Vec<render::RenderedOutput>,
     child_s: f64,
     progress: &'a watch::Sender<f64>,
 }
 
 impl Run<'_> {
-    async fn log(&self, source: &str, message: impl Into<String>) {
+    async fn note(&self, source: &str, message: impl Into<String>) {
         self.ctx.jobs.log(&self.job.id, source, message).await;
     }
 
@@ -294,7 +291,7 @@ impl Run<'_> {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
                     .map_err(|e| JobError::new(ErrorCode::Internal, "download", e.to_string()))?;
             }
-            self.log("host", format!("downloaded input '{name}' from {uri}"))
+            self.note("host", format!("downloaded input '{name}' from {uri}"))
                 .await;
             let started = Instant::now();
             let info = probe::probe(&self.ctx.tools, &path).await;
@@ -313,7 +310,7 @@ impl Run<'_> {
     }
 
     async fn plan_and_execute(&mut self, preset: &Arc<Preset>) -> Result<Finished, JobError> {
-        self.log(
+        self.note(
             "host",
             format!(
                 "planning with {}@{} (sha256 {}, interface mediahost:preset@{})",
@@ -321,118 +318,26 @@ impl Run<'_> {
             ),
         )
         .await;
-        let params = params::typed(&preset.descriptor.params, &self.job.params);
-        let inputs = MediaSet::named(&self.media.inputs, model::MediaRef::Input);
-        let mut analyses: Vec<model::AnalysisResult> = Vec::new();
-        let mut taken: HashSet<String> = HashSet::new();
-
-        for round in 1..=MAX_ROUNDS {
-            let request = model::PlanRequest {
-                round,
-                inputs: inputs.clone(),
-                params: params.clone(),
-                produced: MediaSet::named(&self.media.produced, model::MediaRef::Produced),
-                analyses: analyses.clone(),
-            };
-            let decision = self.call_plan(preset, request, round).await?;
-            match decision {
-                model::Decision::Next(work) => {
-                    let steps = self.validate(work.steps, &taken)?;
-                    for step in &steps {
-                        let outputs = self.execute(step, false).await?;
-                        for out in outputs {
-                            taken.insert(out.name.clone());
-                            self.checked(&step.step().name, &out)?;
-                            let started = Instant::now();
-                            let info = probe::probe_written(&self.ctx.tools, &out.path).await;
-                            self.child_s += started.elapsed().as_secs_f64();
-                            let info = info.map_err(|e| {
-                                JobError::new(
-                                    e.code(ErrorCode::FfmpegFailed),
-                                    "ffmpeg",
-                                    format!(
-                                        "step '{}' wrote an unreadable '{}': {e}",
-                                        step.step().name,
-                                        out.name
-                                    ),
-                                )
-                            })?;
-                            self.media.produced.insert(
-                                out.name,
-                                Media {
-                                    path: out.path,
-                                    info,
-                                },
-                            );
-                        }
-                    }
-                    if analyses.len() + work.analyses.len() > MAX_ANALYSES {
-                        return Err(JobError::new(
-                            ErrorCode::PlanRejected,
-                            "validate",
-                            format!("more than {MAX_ANALYSES} analyses requested"),
-                        ));
-                    }
-                    for request in work.analyses {
-                        analyses.push(self.analyze(request).await?);
-                    }
-                }
-                model::Decision::Finish(finish) => {
-                    let steps = self.validate(finish.steps, &taken)?;
-                    let mut files = Vec::new();
-                    for step in &steps {
-                        files.extend(self.execute(step, true).await?);
-                    }
-                    let outputs = self.publish(files).await?;
-                    return Ok(Finished {
-                        outputs,
-                        report: report_json(&finish.report),
-                        child_s: self.child_s,
-                    });
-                }
-            }
-        }
-        Err(JobError::new(
-            ErrorCode::PresetFailed,
-            "plan",
-            format!("the preset did not finish planning within {MAX_ROUNDS} rounds"),
-        ))
-    }
-
-    async fn call_plan(
-        &self,
-        preset: &Arc<Preset>,
-        request: model::PlanRequest,
-        round: u32,
-    ) -> Result<model::Decision, JobError> {
-        let runtime = self.ctx.runtime.clone();
-        let preset = preset.clone();
-        let (answer, logs) = tokio::task::spawn_blocking(move || {
-            runtime.plan(Lane::Job, &preset.compiled, &request)
+        let request = model::PlanRequest {
+            round: 1,
+            inputs: MediaSet::named(&self.media.inputs, model::MediaRef::Input),
+            params: params::typed(&preset.descriptor.params, &self.job.params),
+            produced: Vec::new(),
+            analyses: Vec::new(),
+        };
+        let call = Sandboxed {
+            runtime: self.ctx.runtime.clone(),
+            preset: preset.clone(),
+            lane: Lane::Job,
+        };
+        let finish = Session::new(&call, self, request).run().await?;
+        let files = std::mem::take(&mut self.delivered);
+        let outputs = self.publish(files).await?;
+        Ok(Finished {
+            outputs,
+            report: session::report_json(&finish.report),
+            child_s: self.child_s,
         })
-        .await
-        .map_err(|e| JobError::new(ErrorCode::Internal, "plan", e.to_string()))?;
-        for line in logs {
-            self.log("preset", format!("[{}] {}", line.level, line.message))
-                .await;
-        }
-        let decision = decision(answer, round)?;
-        let plan = serde_json::to_string(&decision).unwrap_or_default();
-        self.log(
-            "host",
-            format!("round {round} plan: {}", clip(&plan, 16 << 10)),
-        )
-        .await;
-        Ok(decision)
-    }
-
-    fn validate(
-        &self,
-        steps: Vec<model::Step>,
-        taken: &HashSet<String>,
-    ) -> Result<Vec<ValidatedStep>, JobError> {
-        validate::validate_steps(steps, &self.media, taken)
-            .map_err(|r| JobError::new(ErrorCode::PlanRejected, "validate", r.to_string()))
     }
 
     /// Duration of the media a step reads, for its time limit and progress.
@@ -470,14 +375,9 @@ impl Run<'_> {
             &dir,
         );
         let name = step.step().name.clone();
-        let shown: Vec<String> = rendered
-            .argv
-            .iter()
-            .map(|a| shell_quote(&a.to_string_lossy()))
-            .collect();
-        self.log(
+        self.note(
             "ffmpeg",
-            format!("step '{name}': ffmpeg {}", shown.join(" ")),
+            format!("step '{name}': {}", render::shell_line(&rendered.argv)),
         )
         .await;
 
@@ -526,7 +426,7 @@ impl Run<'_> {
         self.child_s += captured.wall.as_secs_f64();
         let stderr = String::from_utf8_lossy(&captured.stderr).into_owned();
         if !captured.success {
-            self.log("ffmpeg", format!("step '{name}' stderr:\n{stderr}"))
+            self.note("ffmpeg", format!("step '{name}' stderr:\n{stderr}"))
                 .await;
             let last = stderr
                 .lines()
@@ -540,10 +440,10 @@ impl Run<'_> {
             ));
         }
         if self.job.verbose {
-            self.log("ffmpeg", format!("step '{name}' stderr:\n{stderr}"))
+            self.note("ffmpeg", format!("step '{name}' stderr:\n{stderr}"))
                 .await;
         }
-        self.log(
+        self.note(
             "ffmpeg",
             format!(
                 "step '{name}' finished in {:.2}s",
@@ -555,42 +455,22 @@ impl Run<'_> {
         Ok(rendered.outputs)
     }
 
-    async fn analyze(
+    /// Measures what the session asked for, on the file the source names.
+    async fn measure(
         &mut self,
-        request: model::AnalysisRequest,
-    ) -> Result<model::AnalysisResult, JobError> {
-        let reject = |why: String| {
-            JobError::new(
-                ErrorCode::PlanRejected,
-                "validate",
-                format!("analysis '{}': {why}", clip(&request.id, 64)),
-            )
-        };
-        if request.id.is_empty() || request.id.len() > 64 {
-            return Err(reject("ids are 1-64 bytes".into()));
-        }
-        let media = self
+        analysis: &ValidatedAnalysis,
+    ) -> Result<model::AnalysisValue, JobError> {
+        let request = analysis.request();
+        let path = self
             .media
             .get(&request.source)
-            .ok_or_else(|| reject("its source does not exist".into()))?;
-        let is_audio = media
-            .info
-            .streams
-            .iter()
-            .any(|s| s.index == request.stream && s.kind == model::StreamKind::Audio);
-        if !is_audio {
-            return Err(reject(format!(
-                "stream {} is not an audio stream",
-                request.stream
-            )));
-        }
-        let duration = media.info.container.duration_s.unwrap_or(0.0);
-        let path = media.path.clone();
+            .map(|m| m.path.clone())
+            .expect("validated analyses name known media");
         let started = Instant::now();
-        let value = analysis::run(&self.ctx.tools, &path, &request, duration).await;
+        let value = analysis::run(&self.ctx.tools, &path, request, analysis.media_s()).await;
         self.child_s += started.elapsed().as_secs_f64();
         let value = value?;
-        self.log(
+        self.note(
             "host",
             format!(
                 "analysis '{}': {}",
@@ -599,10 +479,51 @@ impl Run<'_> {
             ),
         )
         .await;
-        Ok(model::AnalysisResult {
-            id: request.id,
-            value,
-        })
+        Ok(value)
+    }
+
+    /// Runs a step; intermediates are checked, probed and kept for later rounds, deliverables
+    /// kept for publishing.
+    async fn run_validated(
+        &mut self,
+        step: &ValidatedStep,
+        stage: Stage,
+    ) -> Result<Vec<Written>, JobError> {
+        let outputs = self.execute(step, stage == Stage::Deliver).await?;
+        if stage == Stage::Deliver {
+            self.delivered.extend(outputs);
+            return Ok(Vec::new());
+        }
+        let mut written = Vec::new();
+        for out in outputs {
+            self.checked(&step.step().name, &out)?;
+            let started = Instant::now();
+            let info = probe::probe_written(&self.ctx.tools, &out.path).await;
+            self.child_s += started.elapsed().as_secs_f64();
+            let info = info.map_err(|e| {
+                JobError::new(
+                    e.code(ErrorCode::FfmpegFailed),
+                    "ffmpeg",
+                    format!(
+                        "step '{}' wrote an unreadable '{}': {e}",
+                        step.step().name,
+                        out.name
+                    ),
+                )
+            })?;
+            written.push(Written {
+                name: out.name.clone(),
+                info: info.clone(),
+            });
+            self.media.produced.insert(
+                out.name,
+                Media {
+                    path: out.path,
+                    info,
+                },
+            );
+        }
+        Ok(written)
     }
 
     /// Opens a file a step wrote as a regular file reached without symlinks. Every process of
@@ -704,7 +625,7 @@ fn output_record(
             };
             StreamSummary {
                 index: s.index,
-                kind: kind_name(s.kind).to_owned(),
+                kind: s.kind.name().to_owned(),
                 codec: s.codec.clone(),
                 sample_rate,
                 channels,
@@ -726,75 +647,28 @@ fn output_record(
     }
 }
 
-fn kind_name(kind: model::StreamKind) -> &'static str {
-    match kind {
-        model::StreamKind::Audio => "audio",
-        model::StreamKind::Video => "video",
-        model::StreamKind::Subtitle => "subtitle",
-        model::StreamKind::Data => "data",
-        model::StreamKind::Attachment => "attachment",
-        model::StreamKind::Unknown => "unknown",
+impl Executor for Run<'_> {
+    async fn run_step(
+        &mut self,
+        step: &ValidatedStep,
+        stage: Stage,
+    ) -> Result<Vec<Written>, JobError> {
+        self.run_validated(step, stage).await
     }
-}
 
-/// What a preset's answer to a plan call means for the job: its decision, or why it failed.
-pub(super) fn decision(
-    answer: Result<Result<model::Decision, model::Refusal>, PresetFault>,
-    round: u32,
-) -> Result<model::Decision, JobError> {
-    match answer {
-        Err(fault) => Err(JobError::new(
-            fault.code(),
-            "plan",
-            format!("round {round}: {fault}"),
-        )),
-        Ok(Err(refusal)) => Err(JobError::new(
-            ErrorCode::PresetRefused,
-            "plan",
-            format!(
-                "{}: {}",
-                clip(&refusal.code, 64),
-                clip(&refusal.message, 1024)
-            ),
-        )),
-        Ok(Ok(decision)) => Ok(decision),
+    async fn analyze(
+        &mut self,
+        analysis: &ValidatedAnalysis,
+    ) -> Result<model::AnalysisValue, JobError> {
+        self.measure(analysis).await
     }
-}
 
-pub(super) fn report_json(report: &[model::OptionValue]) -> Map<String, Value> {
-    report
-        .iter()
-        .take(64)
-        .map(|o| {
-            let v = match &o.value {
-                model::Value::Integer(i) => json!(i),
-                model::Value::Number(n) => json!(n),
-                model::Value::Boolean(b) => json!(b),
-                model::Value::Text(t) => json!(clip(t, 1024)),
-            };
-            (clip(&o.name, 64), v)
-        })
-        .collect()
-}
-
-fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &s[..cut])
-}
-
-pub(super) fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+    async fn log(&mut self, line: LogLine) {
+        match line {
+            LogLine::Preset(l) => {
+                Run::note(self, "preset", format!("[{}] {}", l.level, l.message)).await
+            }
+            LogLine::Host(message) => Run::note(self, "host", message).await,
+        }
     }
 }
