@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model;
 use crate::plan::allowlist;
+use crate::plan::layout::{self, Layout};
 use crate::plan::validate::ValidatedStep;
 
 /// A rendered ffmpeg invocation and the files it will write.
@@ -21,8 +22,13 @@ pub struct Rendered {
 #[derive(Debug, Clone)]
 pub struct RenderedOutput {
     pub name: String,
+    /// The container for a file; the image extension or "hls" for the other kinds.
     pub container: String,
+    /// What ffmpeg writes: the file, the image pattern or the media playlist.
     pub path: PathBuf,
+    /// The directory the output's objects go in, which must exist before ffmpeg runs.
+    pub dir: Option<PathBuf>,
+    pub layout: Layout,
 }
 
 /// Renders a step. `input_path` maps each step input to a local file.
@@ -68,10 +74,7 @@ pub fn render(
 
     let mut outputs = Vec::new();
     for (o, output) in step.outputs.iter().enumerate() {
-        let model::OutputKind::File(container_name) = &output.kind else {
-            unreachable!("validation admits only file outputs")
-        };
-        let container = allowlist::container(container_name).expect("validated container");
+        let layout = layout::layout(output);
         for (i, stream) in output.streams.iter().enumerate() {
             push(&mut argv, "-map", map_source(&stream.source));
             match &stream.codec {
@@ -94,16 +97,119 @@ pub fn render(
         }
         // Every output is bounded, whether or not the preset gave a duration.
         push(&mut argv, "-t", number(validated.output_bound(o)));
-        push(&mut argv, "-f", container.muxer.into());
-        let path = out_dir.join(format!("{}.{}", output.name, container.extension));
+        let label = match &output.kind {
+            model::OutputKind::File(name) => {
+                let container = allowlist::container(name).expect("validated container");
+                push(&mut argv, "-f", container.muxer.into());
+                name.clone()
+            }
+            model::OutputKind::Still(image) => {
+                image_quality(&mut argv, output, image);
+                push(&mut argv, "-frames:v", "1".into());
+                match image.format {
+                    // image2 writes one file, not a numbered run, with -update.
+                    model::ImageFormat::Jpeg | model::ImageFormat::Png => {
+                        push(&mut argv, "-f", "image2".into());
+                        push(&mut argv, "-update", "1".into());
+                    }
+                    model::ImageFormat::Webp => push(&mut argv, "-f", "webp".into()),
+                    model::ImageFormat::Avif => push(&mut argv, "-f", "avif".into()),
+                }
+                layout::image_extension(image.format).to_owned()
+            }
+            model::OutputKind::ImageSequence(seq) => {
+                image_quality(&mut argv, output, &seq.image);
+                push(&mut argv, "-frames:v", seq.max_frames.to_string());
+                push(&mut argv, "-f", "image2".into());
+                push(&mut argv, "-start_number", "1".into());
+                layout::image_extension(seq.image.format).to_owned()
+            }
+            model::OutputKind::HlsRendition(hls) => {
+                push(&mut argv, "-f", "hls".into());
+                push(&mut argv, "-hls_time", number(hls.segment_duration_s));
+                push(&mut argv, "-hls_playlist_type", "vod".into());
+                push(&mut argv, "-hls_list_size", "0".into());
+                push(&mut argv, "-hls_flags", "independent_segments".into());
+                match hls.segment_format {
+                    model::SegmentFormat::Fmp4 => {
+                        push(&mut argv, "-hls_segment_type", "fmp4".into());
+                        // Relative to the playlist, which is where ffmpeg writes it.
+                        push(&mut argv, "-hls_fmp4_init_filename", "init.mp4".into());
+                    }
+                    model::SegmentFormat::Mpegts => {
+                        push(&mut argv, "-hls_segment_type", "mpegts".into())
+                    }
+                }
+                let segments = layout.segments().expect("a rendition has segments");
+                argv.push("-hls_segment_filename".into());
+                argv.push(out_dir.join(segments).into_os_string());
+                "hls".to_owned()
+            }
+        };
+        let path = out_dir.join(layout.target());
         argv.push(path.clone().into_os_string());
         outputs.push(RenderedOutput {
             name: output.name.clone(),
-            container: container_name.clone(),
+            container: label,
+            dir: layout.dir().map(|d| out_dir.join(d)),
             path,
+            layout,
         });
     }
     Rendered { argv, outputs }
+}
+
+/// Default qualities (1 to 100) per format, when the image spec gives none.
+const JPEG_QUALITY: u32 = 85;
+const WEBP_QUALITY: u32 = 80;
+const AVIF_QUALITY: u32 = 60;
+
+/// The image's quality as its encoder's own scale, on its single stream (0). PNG is lossless,
+/// so quality has nothing to set there.
+fn image_quality(argv: &mut Vec<OsString>, output: &model::Output, image: &model::ImageSpec) {
+    let mut push = |flag: &str, value: String| {
+        argv.push(flag.into());
+        argv.push(value.into());
+    };
+    // From 1 (smallest) to 100 (best) onto an encoder scale where `best` is the best value.
+    let scale = |q: u32, worst: u32, best: u32| {
+        let t = f64::from(100 - q.clamp(1, 100)) / 99.0;
+        (f64::from(best) + t * (f64::from(worst) - f64::from(best))).round() as u32
+    };
+    match image.format {
+        model::ImageFormat::Jpeg => {
+            push(
+                "-q:0",
+                scale(image.quality.unwrap_or(JPEG_QUALITY), 31, 2).to_string(),
+            );
+            // ffmpeg 5.1's mjpeg refuses limited-range YUV without `-strict unofficial`.
+            let given = output.streams.first().is_some_and(
+                |s| matches!(&s.codec, model::Codec::Encode(e) if e.pixel_format.is_some()),
+            );
+            if !given {
+                push("-pix_fmt:0", "yuvj420p".into());
+            }
+        }
+        model::ImageFormat::Png => {}
+        model::ImageFormat::Webp => {
+            push(
+                "-quality:0",
+                image
+                    .quality
+                    .unwrap_or(WEBP_QUALITY)
+                    .clamp(1, 100)
+                    .to_string(),
+            );
+        }
+        model::ImageFormat::Avif => {
+            push(
+                "-crf:0",
+                scale(image.quality.unwrap_or(AVIF_QUALITY), 63, 0).to_string(),
+            );
+            push("-still-picture:0", "1".into());
+            push("-cpu-used:0", "6".into());
+        }
+    }
 }
 
 fn encoder(argv: &mut Vec<OsString>, i: usize, enc: &model::Encoder) {
@@ -245,5 +351,172 @@ mod tests {
             outputs: vec!["out".into()],
         };
         assert_eq!(node(&n), "[0:1]volume=volume=3.5dB[out]");
+    }
+
+    /// Input "a": 10 s of 64x64 video.
+    struct Video(model::MediaInfo);
+
+    impl crate::plan::validate::MediaLookup for Video {
+        fn info(&self, _: &model::MediaRef) -> Option<&model::MediaInfo> {
+            Some(&self.0)
+        }
+    }
+
+    /// The argv of one step writing output "o" of `kind`, encoded by `codec`, into `out`.
+    fn argv_of(kind: model::OutputKind, codec: &str) -> (Vec<String>, RenderedOutput) {
+        let media = Video(crate::media::probe::from_json(&serde_json::json!({
+            "format": {"format_name": "matroska", "duration": "10", "size": "1000"},
+            "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264",
+                         "width": 64, "height": 64}]
+        })));
+        let step = model::Step {
+            name: "s".into(),
+            inputs: vec![model::StepInput {
+                source: model::MediaRef::Input("a".into()),
+                seek_s: None,
+                duration_s: None,
+            }],
+            graph: vec![],
+            outputs: vec![model::Output {
+                name: "o".into(),
+                kind,
+                streams: vec![model::OutputStream {
+                    source: model::Pad::Stream(model::StreamRef {
+                        input: 0,
+                        stream: 0,
+                    }),
+                    codec: model::Codec::Encode(model::Encoder {
+                        codec: codec.into(),
+                        bit_rate: None,
+                        sample_rate: None,
+                        channels: None,
+                        sample_format: None,
+                        pixel_format: None,
+                        frame_rate: None,
+                        options: vec![],
+                    }),
+                    metadata: vec![],
+                }],
+                metadata: vec![],
+                muxer_options: vec![],
+                duration_s: None,
+                optional: false,
+            }],
+        };
+        let validated = crate::plan::validate::validate_steps(
+            vec![step],
+            &media,
+            &std::collections::HashSet::new(),
+        )
+        .expect("a valid step");
+        let rendered = render(&validated[0], |_| PathBuf::from("in/a"), Path::new("out"));
+        let argv = rendered
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        (argv, rendered.outputs[0].clone())
+    }
+
+    /// The argv from the output's first `-map` on, joined by spaces.
+    fn tail(argv: &[String]) -> String {
+        let at = argv
+            .iter()
+            .position(|a| a == "-map")
+            .expect("a mapped stream");
+        argv[at..].join(" ")
+    }
+
+    fn image(format: model::ImageFormat, quality: Option<u32>) -> model::ImageSpec {
+        model::ImageSpec {
+            format,
+            quality,
+            metadata: model::ImageMetadata::Keep,
+        }
+    }
+
+    #[test]
+    fn a_file_output_is_rendered_as_before() {
+        let (argv, out) = argv_of(model::OutputKind::File("mkv".into()), "libx264");
+        assert!(tail(&argv).ends_with("-f matroska out/o.mkv"), "{argv:?}");
+        assert_eq!(out.dir, None);
+    }
+
+    #[test]
+    fn stills_write_one_frame_with_their_quality() {
+        let cases = [
+            (
+                image(model::ImageFormat::Jpeg, Some(100)),
+                "mjpeg",
+                "-q:0 2 -pix_fmt:0 yuvj420p -frames:v 1 -f image2 -update 1 out/o.jpg",
+            ),
+            (
+                image(model::ImageFormat::Jpeg, Some(1)),
+                "mjpeg",
+                "-q:0 31 ",
+            ),
+            (
+                image(model::ImageFormat::Png, None),
+                "png",
+                "-c:0 png -t 11.1 -frames:v 1 -f image2 -update 1 out/o.png",
+            ),
+            (
+                image(model::ImageFormat::Webp, Some(70)),
+                "libwebp",
+                "-quality:0 70 -frames:v 1 -f webp out/o.webp",
+            ),
+            (
+                image(model::ImageFormat::Avif, None),
+                "libaom-av1",
+                "-crf:0 25 -still-picture:0 1 -cpu-used:0 6 -frames:v 1 -f avif out/o.avif",
+            ),
+        ];
+        for (spec, codec, want) in cases {
+            let (argv, _) = argv_of(model::OutputKind::Still(spec), codec);
+            assert!(tail(&argv).contains(want), "{want}\n{}", tail(&argv));
+        }
+    }
+
+    #[test]
+    fn an_image_sequence_writes_numbered_images_in_its_directory() {
+        let (argv, out) = argv_of(
+            model::OutputKind::ImageSequence(model::ImageSequenceSpec {
+                image: image(model::ImageFormat::Webp, None),
+                max_frames: 12,
+            }),
+            "libwebp",
+        );
+        assert!(
+            tail(&argv).ends_with("-frames:v 12 -f image2 -start_number 1 out/o/%04d.webp"),
+            "{argv:?}"
+        );
+        assert_eq!(out.dir.as_deref(), Some(Path::new("out/o")));
+    }
+
+    #[test]
+    fn an_hls_rendition_is_a_vod_playlist_of_independent_segments() {
+        let rendition = |segment_format| {
+            model::OutputKind::HlsRendition(model::HlsRenditionSpec {
+                segment_format,
+                segment_duration_s: 4.0,
+            })
+        };
+        let (argv, out) = argv_of(rendition(model::SegmentFormat::Fmp4), "libx264");
+        assert!(
+            tail(&argv).ends_with(
+                "-f hls -hls_time 4 -hls_playlist_type vod -hls_list_size 0 -hls_flags \
+                 independent_segments -hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4 \
+                 -hls_segment_filename out/o/%04d.m4s out/o/index.m3u8"
+            ),
+            "{argv:?}"
+        );
+        assert_eq!(out.dir.as_deref(), Some(Path::new("out/o")));
+        let (argv, _) = argv_of(rendition(model::SegmentFormat::Mpegts), "libx264");
+        assert!(
+            tail(&argv).ends_with(
+                "-hls_segment_type mpegts -hls_segment_filename out/o/%04d.ts out/o/index.m3u8"
+            ),
+            "{argv:?}"
+        );
     }
 }

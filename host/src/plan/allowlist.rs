@@ -5,6 +5,8 @@
 //! opens a file, a URL or a device (no `movie`, `amovie`, `sendcmd`, `zmq`, `lv2`, `ladspa`,
 //! `frei0r`, `subtitles`, `drawtext` with files, ...).
 
+use crate::model;
+
 /// The type of one named argument.
 #[derive(Debug, Clone, Copy)]
 pub enum Arg {
@@ -332,8 +334,28 @@ pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("row-mt", Bool),
         ],
         "mjpeg" => &[("q", Int(1, 31))],
+        // Image outputs only: the host sets their quality from the image spec.
+        "libwebp" | "libaom-av1" => &[],
         _ => return None,
     })
+}
+
+/// The encoder the host uses for an image format (ffmpeg 5.1 on Debian: AVIF through libaom).
+pub fn image_encoder(format: model::ImageFormat) -> &'static str {
+    match format {
+        model::ImageFormat::Jpeg => "mjpeg",
+        model::ImageFormat::Png => "png",
+        model::ImageFormat::Webp => "libwebp",
+        model::ImageFormat::Avif => "libaom-av1",
+    }
+}
+
+/// Whether an allowed encoder writes video (or images): what makes an HLS rendition a variant.
+pub fn is_video_encoder(codec: &str) -> bool {
+    matches!(
+        codec,
+        "libx264" | "libx265" | "libvpx-vp9" | "mjpeg" | "png" | "libwebp" | "libaom-av1"
+    )
 }
 
 /// A container a plan may write.
@@ -383,6 +405,10 @@ pub fn content_type(container: &str) -> &'static str {
         "webm" => "video/webm",
         "ogg" | "opus" => "audio/ogg",
         "adts" => "audio/aac",
+        "jpg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
         _ => "application/octet-stream",
     }
 }

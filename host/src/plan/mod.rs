@@ -2,5 +2,6 @@
 
 pub mod allowlist;
 pub mod dry_run;
+pub mod layout;
 pub mod session;
 pub mod validate;

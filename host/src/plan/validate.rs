@@ -163,17 +163,47 @@ pub fn validate_round(
     taken: &HashSet<String>,
 ) -> Result<ValidatedRound, RoundRejection> {
     Ok(match decision {
-        model::Decision::Next(work) => ValidatedRound::Next(ValidatedWork {
-            steps: validate_steps(work.steps, media, taken)?,
-            analyses: validate_analyses(work.analyses, media)?,
-        }),
-        model::Decision::Finish(finish) => ValidatedRound::Finish(ValidatedFinish {
-            steps: validate_steps(finish.steps, media, taken)?,
-            packages: finish.packages,
-            documents: finish.documents,
-            report: finish.report,
-        }),
+        model::Decision::Next(work) => {
+            let steps = validate_steps(work.steps, media, taken)?;
+            check_intermediates(&steps)?;
+            ValidatedRound::Next(ValidatedWork {
+                steps,
+                analyses: validate_analyses(work.analyses, media)?,
+            })
+        }
+        model::Decision::Finish(finish) => {
+            let steps = validate_steps(finish.steps, media, taken)?;
+            check_finish(&steps, &finish.packages, &finish.documents, media, taken)?;
+            ValidatedRound::Finish(ValidatedFinish {
+                steps,
+                packages: finish.packages,
+                documents: finish.documents,
+                report: finish.report,
+            })
+        }
     })
+}
+
+/// Intermediates are read back as media by later rounds: each is one required file.
+fn check_intermediates(steps: &[ValidatedStep]) -> Result<(), Rejection> {
+    for step in steps {
+        for output in &step.step().outputs {
+            let reason = if !matches!(output.kind, model::OutputKind::File(_)) {
+                "an intermediate is a file; stills, image sequences and HLS renditions are \
+                 outputs of the finish"
+            } else if output.optional {
+                "an intermediate is never optional: a later round reads it"
+            } else {
+                continue;
+            };
+            return Err(Rejection {
+                step: clip(&step.step().name),
+                where_: format!(", output '{}'", clip(&output.name)),
+                reason: reason.into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks analysis requests against the media they name.
@@ -505,20 +535,7 @@ fn validate_step(
                 "another output of this job already has this name".into(),
             ));
         }
-        let model::OutputKind::File(name) = &output.kind else {
-            return Err(reject(
-                where_,
-                "only file outputs can be rendered by this host".into(),
-            ));
-        };
-        let container = allowlist::container(name).ok_or_else(|| {
-            reject(
-                where_.clone(),
-                format!("container '{}' is not allowed", clip(name)),
-            )
-        })?;
-        check_options(&output.muxer_options, container.muxer_options)
-            .map_err(|r| reject(where_.clone(), r))?;
+        check_kind(output, &infos).map_err(|r| reject(where_.clone(), r))?;
         check_tags(&output.metadata).map_err(|r| reject(where_.clone(), r))?;
         if let Some(d) = output.duration_s
             && !(d.is_finite() && d > 0.0 && d <= MAX_DURATION_S)
@@ -549,6 +566,289 @@ fn validate_step(
         ));
     }
     Ok(bounds)
+}
+
+/// The most images an image sequence may hold.
+pub const MAX_IMAGES: u32 = 1000;
+/// The most bytes of a document's body.
+pub const MAX_DOCUMENT_BYTES: usize = 256 << 10;
+
+/// Checks what an output's kind asks of it: an allowed container, an image of one video
+/// stream, or an HLS rendition with a segment duration in range. The host owns every muxer
+/// option of images and renditions.
+fn check_kind(output: &model::Output, infos: &[&model::MediaInfo]) -> Result<(), String> {
+    let host_muxed = || {
+        if output.muxer_options.is_empty() {
+            Ok(())
+        } else {
+            Err("muxer options are the host's for image and HLS outputs; give none".to_owned())
+        }
+    };
+    match &output.kind {
+        model::OutputKind::File(name) => {
+            let container = allowlist::container(name)
+                .ok_or_else(|| format!("container '{}' is not allowed", clip(name)))?;
+            check_options(&output.muxer_options, container.muxer_options)
+        }
+        model::OutputKind::Still(image) => {
+            host_muxed()?;
+            check_image(output, image, infos)
+        }
+        model::OutputKind::ImageSequence(seq) => {
+            host_muxed()?;
+            if !(1..=MAX_IMAGES).contains(&seq.max_frames) {
+                return Err(format!(
+                    "max_frames {} is outside 1..={MAX_IMAGES}",
+                    seq.max_frames
+                ));
+            }
+            if seq.image.format == model::ImageFormat::Avif {
+                // ffmpeg 5.1's image2 muxer writes bare AV1 frames, not AVIF files.
+                return Err(
+                    "an image sequence cannot be AVIF; use JPEG, PNG or WebP, or AVIF stills"
+                        .into(),
+                );
+            }
+            check_image(output, &seq.image, infos)
+        }
+        model::OutputKind::HlsRendition(hls) => {
+            host_muxed()?;
+            let d = hls.segment_duration_s;
+            if !(d.is_finite() && (1.0..=30.0).contains(&d)) {
+                return Err(format!("segment_duration_s {d} is outside 1 to 30"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check_image(
+    output: &model::Output,
+    image: &model::ImageSpec,
+    infos: &[&model::MediaInfo],
+) -> Result<(), String> {
+    let encoder = allowlist::image_encoder(image.format);
+    let [stream] = output.streams.as_slice() else {
+        return Err("an image output has exactly one stream, a video stream".into());
+    };
+    if let Some(q) = image.quality
+        && !(1..=100).contains(&q)
+    {
+        return Err(format!("quality {q} is outside 1 to 100"));
+    }
+    match &stream.codec {
+        model::Codec::Encode(enc) if enc.codec == encoder && enc.options.is_empty() => {}
+        _ => {
+            return Err(format!(
+                "an image of this format is encoded with '{encoder}' and no options (the host \
+                 sets its quality from the image spec)"
+            ));
+        }
+    }
+    if let model::Pad::Stream(r) = &stream.source {
+        let kind = infos
+            .get(r.input as usize)
+            .and_then(|i| i.streams.iter().find(|s| s.index == r.stream))
+            .map(|s| s.kind);
+        if kind != Some(model::StreamKind::Video) {
+            return Err(format!(
+                "stream {} of step input {} is not a video stream",
+                r.stream, r.input
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an output holds a video stream: a video encoder, or a copy of a video stream.
+fn has_video(step: &model::Step, output: &model::Output, media: &dyn MediaLookup) -> bool {
+    output.streams.iter().any(|s| match (&s.codec, &s.source) {
+        (model::Codec::Encode(enc), _) => allowlist::is_video_encoder(&enc.codec),
+        (model::Codec::Copy, model::Pad::Stream(r)) => step
+            .inputs
+            .get(r.input as usize)
+            .and_then(|i| media.info(&i.source))
+            .and_then(|info| info.streams.iter().find(|st| st.index == r.stream))
+            .is_some_and(|st| st.kind == model::StreamKind::Video),
+        (model::Codec::Copy, model::Pad::Link(_)) => false,
+    })
+}
+
+/// Why a finish's packages or documents were rejected.
+fn finish_rejection(what: &str, name: &str, reason: String) -> Rejection {
+    Rejection {
+        step: "-".into(),
+        where_: format!(", {what} '{}'", clip(name)),
+        reason,
+    }
+}
+
+/// Checks a finish's packages and documents against the outputs of its steps.
+fn check_finish(
+    steps: &[ValidatedStep],
+    packages: &[model::HlsPackage],
+    documents: &[model::Document],
+    media: &dyn MediaLookup,
+    taken: &HashSet<String>,
+) -> Result<(), Rejection> {
+    let outputs: HashMap<&str, (&model::Step, &model::Output)> = steps
+        .iter()
+        .flat_map(|s| {
+            s.step()
+                .outputs
+                .iter()
+                .map(move |o| (o.name.as_str(), (s.step(), o)))
+        })
+        .collect();
+    let mut names: HashSet<String> = HashSet::new();
+    let mut unique = |what: &str, name: &str| {
+        if !is_name(name) {
+            return Err(finish_rejection(
+                what,
+                name,
+                "names are 1-32 characters of a-z, 0-9, '-' and '_'".into(),
+            ));
+        }
+        if outputs.contains_key(name) || taken.contains(name) || !names.insert(name.to_owned()) {
+            return Err(finish_rejection(
+                what,
+                name,
+                "another output, package or document of this job has this name".into(),
+            ));
+        }
+        Ok(())
+    };
+    for package in packages {
+        unique("package", &package.name)?;
+        let rendition = |output: &str| match outputs.get(output) {
+            Some((step, o)) if matches!(o.kind, model::OutputKind::HlsRendition(_)) => {
+                Ok(has_video(step, o, media))
+            }
+            _ => Err(finish_rejection(
+                "package",
+                &package.name,
+                format!(
+                    "'{}' is not an HLS rendition output of this finish",
+                    clip(output)
+                ),
+            )),
+        };
+        if package.variants.is_empty() {
+            return Err(finish_rejection(
+                "package",
+                &package.name,
+                "a package has at least one variant".into(),
+            ));
+        }
+        for variant in &package.variants {
+            if !rendition(variant)? {
+                return Err(finish_rejection(
+                    "package",
+                    &package.name,
+                    format!("variant '{}' has no video stream", clip(variant)),
+                ));
+            }
+        }
+        for audio in &package.audio {
+            if rendition(&audio.output)? {
+                return Err(finish_rejection(
+                    "package",
+                    &package.name,
+                    format!("audio '{}' has a video stream", clip(&audio.output)),
+                ));
+            }
+            let language_ok = audio.language.as_ref().is_none_or(|l| {
+                (1..=16).contains(&l.len())
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+            if audio.label.is_empty() || audio.label.len() > 64 || !safe_text(&audio.label) {
+                return Err(finish_rejection(
+                    "package",
+                    &package.name,
+                    "an audio label is 1-64 bytes without control characters".into(),
+                ));
+            }
+            if !language_ok {
+                return Err(finish_rejection(
+                    "package",
+                    &package.name,
+                    "an audio language is a BCP 47 tag (\"en\", \"pt-BR\")".into(),
+                ));
+            }
+        }
+    }
+    for document in documents {
+        unique("document", &document.name)?;
+        check_document(document, &outputs)
+            .map_err(|r| finish_rejection("document", &document.name, r))?;
+    }
+    Ok(())
+}
+
+/// Checks a document's size, its references to outputs (`{{output:<name>}}`,
+/// `{{output:<name>:<n>}}`) and that it is what its format says once they are substituted.
+fn check_document(
+    document: &model::Document,
+    outputs: &HashMap<&str, (&model::Step, &model::Output)>,
+) -> Result<(), String> {
+    if document.body.len() > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "the body is {} bytes; at most {MAX_DOCUMENT_BYTES}",
+            document.body.len()
+        ));
+    }
+    let mut substituted = String::with_capacity(document.body.len());
+    let mut rest = document.body.as_str();
+    while let Some(at) = rest.find("{{output:") {
+        substituted.push_str(&rest[..at]);
+        let after = &rest[at + "{{output:".len()..];
+        let end = after
+            .find("}}")
+            .ok_or("a {{output:...}} reference is not closed")?;
+        let reference = &after[..end];
+        let (name, n) = match reference.split_once(':') {
+            Some((name, n)) => (
+                name,
+                Some(
+                    n.parse::<u32>()
+                        .map_err(|_| format!("'{}' is not an image number", clip(n)))?,
+                ),
+            ),
+            None => (reference, None),
+        };
+        let (_, output) = outputs.get(name).ok_or_else(|| {
+            format!(
+                "{{{{output:{}}}}} names no output of this finish",
+                clip(name)
+            )
+        })?;
+        let layout = super::layout::layout(output);
+        let object = match n {
+            None => layout.main_object(),
+            Some(n) => layout.image(n).ok_or_else(|| {
+                format!(
+                    "{{{{output:{}:{n}}}}} is not an image of an image sequence (1 to its \
+                     max_frames)",
+                    clip(name)
+                )
+            })?,
+        };
+        substituted.push_str(&object);
+        rest = &after[end + 2..];
+    }
+    substituted.push_str(rest);
+    match document.format {
+        model::DocumentFormat::Json => serde_json::from_str::<serde_json::Value>(&substituted)
+            .map(|_| ())
+            .map_err(|e| format!("the body is not JSON: {e}")),
+        model::DocumentFormat::Webvtt => {
+            if substituted.starts_with("WEBVTT") {
+                Ok(())
+            } else {
+                Err("a WebVTT body starts with \"WEBVTT\"".into())
+            }
+        }
+    }
 }
 
 fn describe_ref(r: &model::MediaRef) -> String {
@@ -1042,5 +1342,242 @@ mod tests {
         });
         let round = validate_round(decision, &media(1.0), &HashSet::new()).unwrap();
         assert!(matches!(round, ValidatedRound::Finish(f) if f.steps.len() == 1));
+    }
+
+    const JPEG: model::ImageSpec = model::ImageSpec {
+        format: model::ImageFormat::Jpeg,
+        quality: None,
+        metadata: model::ImageMetadata::Keep,
+    };
+
+    fn encode(codec: &str) -> model::Codec {
+        model::Codec::Encode(model::Encoder {
+            codec: codec.into(),
+            bit_rate: None,
+            sample_rate: None,
+            channels: None,
+            sample_format: None,
+            pixel_format: None,
+            frame_rate: None,
+            options: vec![],
+        })
+    }
+
+    /// A step reading stream 0 of input "a" into one output `name` of `kind`, encoded by `codec`.
+    fn kind_step(name: &str, kind: model::OutputKind, codec: &str) -> model::Step {
+        let mut s = step(vec![], None);
+        s.name = format!("s-{name}");
+        s.outputs[0].name = name.into();
+        s.outputs[0].kind = kind;
+        s.outputs[0].streams[0].codec = encode(codec);
+        s
+    }
+
+    fn hls(seconds: f64) -> model::OutputKind {
+        model::OutputKind::HlsRendition(model::HlsRenditionSpec {
+            segment_format: model::SegmentFormat::Fmp4,
+            segment_duration_s: seconds,
+        })
+    }
+
+    fn sequence(format: model::ImageFormat, max_frames: u32) -> model::OutputKind {
+        model::OutputKind::ImageSequence(model::ImageSequenceSpec {
+            image: model::ImageSpec { format, ..JPEG },
+            max_frames,
+        })
+    }
+
+    fn check(step: model::Step, media: &OneInput) -> Result<(), String> {
+        validate_steps(vec![step], media, &HashSet::new())
+            .map(|_| ())
+            .map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn a_still_is_one_video_stream_encoded_for_its_format() {
+        let still = model::OutputKind::Still(JPEG);
+        check(kind_step("p", still.clone(), "mjpeg"), &video()).expect("a JPEG still");
+        let err = check(kind_step("p", still.clone(), "png"), &video()).unwrap_err();
+        assert!(err.contains("'mjpeg'"), "{err}");
+        let err = check(kind_step("p", still.clone(), "mjpeg"), &media(1.0)).unwrap_err();
+        assert!(err.contains("not a video stream"), "{err}");
+        let mut two = kind_step("p", still.clone(), "mjpeg");
+        let again = two.outputs[0].streams[0].clone();
+        two.outputs[0].streams.push(again);
+        assert!(
+            check(two, &video())
+                .unwrap_err()
+                .contains("exactly one stream")
+        );
+        for q in [0, 101] {
+            let bad = model::OutputKind::Still(model::ImageSpec {
+                quality: Some(q),
+                ..JPEG
+            });
+            assert!(
+                check(kind_step("p", bad, "mjpeg"), &video()).is_err(),
+                "quality {q}"
+            );
+        }
+        let mut muxed = kind_step("p", still, "mjpeg");
+        muxed.outputs[0].muxer_options =
+            vec![opt("movflags", model::Value::Text("+faststart".into()))];
+        assert!(
+            check(muxed, &video())
+                .unwrap_err()
+                .contains("muxer options")
+        );
+    }
+
+    #[test]
+    fn an_image_sequence_is_bounded_and_never_avif() {
+        check(
+            kind_step("t", sequence(model::ImageFormat::Webp, 1000), "libwebp"),
+            &video(),
+        )
+        .expect("1000 WebP images");
+        for n in [0, 1001] {
+            let err = check(
+                kind_step("t", sequence(model::ImageFormat::Webp, n), "libwebp"),
+                &video(),
+            )
+            .unwrap_err();
+            assert!(err.contains("max_frames"), "{err}");
+        }
+        let err = check(
+            kind_step("t", sequence(model::ImageFormat::Avif, 4), "libaom-av1"),
+            &video(),
+        )
+        .unwrap_err();
+        assert!(err.contains("AVIF"), "{err}");
+    }
+
+    #[test]
+    fn an_hls_rendition_has_segments_of_1_to_30_seconds() {
+        check(kind_step("r", hls(4.0), "libx264"), &video()).expect("4 s segments");
+        for d in [0.5, 31.0, f64::NAN] {
+            assert!(
+                check(kind_step("r", hls(d), "libx264"), &video()).is_err(),
+                "{d}"
+            );
+        }
+    }
+
+    #[test]
+    fn intermediates_are_required_files() {
+        let next = |step| {
+            model::Decision::Next(model::RoundWork {
+                steps: vec![step],
+                analyses: vec![],
+            })
+        };
+        let still = kind_step("p", model::OutputKind::Still(JPEG), "mjpeg");
+        let err = validate_round(next(still), &video(), &HashSet::new()).unwrap_err();
+        assert!(err.to_string().contains("outputs of the finish"), "{err}");
+        let mut optional = step(vec![], None);
+        optional.outputs[0].optional = true;
+        let err = validate_round(next(optional), &media(1.0), &HashSet::new()).unwrap_err();
+        assert!(err.to_string().contains("never optional"), "{err}");
+    }
+
+    fn finish_with(
+        packages: Vec<model::HlsPackage>,
+        documents: Vec<model::Document>,
+    ) -> Result<ValidatedRound, RoundRejection> {
+        let mut audio = kind_step("audio", hls(4.0), "aac");
+        audio.outputs[0].streams[0].source = model::Pad::Stream(model::StreamRef {
+            input: 0,
+            stream: 0,
+        });
+        let decision = model::Decision::Finish(model::Finish {
+            steps: vec![
+                kind_step("v720", hls(4.0), "libx264"),
+                kind_step("thumbs", sequence(model::ImageFormat::Jpeg, 2), "mjpeg"),
+                audio,
+            ],
+            packages,
+            documents,
+            report: vec![],
+        });
+        validate_round(decision, &video(), &HashSet::new())
+    }
+
+    fn package(variants: &[&str], audio: &[&str]) -> model::HlsPackage {
+        model::HlsPackage {
+            name: "master".into(),
+            variants: variants.iter().map(|v| v.to_string()).collect(),
+            audio: audio
+                .iter()
+                .map(|a| model::HlsAudio {
+                    output: a.to_string(),
+                    label: "English".into(),
+                    language: Some("en".into()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_package_groups_video_renditions_and_audio_only_ones() {
+        finish_with(vec![package(&["v720"], &["audio"])], vec![]).expect("a package");
+        for (p, why) in [
+            (package(&["nope"], &[]), "not an HLS rendition"),
+            (package(&["thumbs"], &[]), "not an HLS rendition"),
+            (package(&["audio"], &[]), "no video stream"),
+            (package(&["v720"], &["v720"]), "has a video stream"),
+            (package(&[], &[]), "at least one variant"),
+        ] {
+            let err = finish_with(vec![p], vec![]).unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+        }
+        let mut clash = package(&["v720"], &[]);
+        clash.name = "v720".into();
+        let err = finish_with(vec![clash], vec![]).unwrap_err().to_string();
+        assert!(err.contains("has this name"), "{err}");
+    }
+
+    fn document(format: model::DocumentFormat, body: &str) -> model::Document {
+        model::Document {
+            name: "index".into(),
+            format,
+            body: body.into(),
+            optional: false,
+        }
+    }
+
+    #[test]
+    fn a_document_refers_only_to_outputs_of_its_finish() {
+        let vtt = |body: &str| document(model::DocumentFormat::Webvtt, body);
+        finish_with(
+            vec![],
+            vec![vtt(
+                "WEBVTT\n\n00:00.000 --> 00:01.000\n{{output:thumbs:2}}\n",
+            )],
+        )
+        .expect("the second of two images");
+        finish_with(
+            vec![],
+            vec![document(
+                model::DocumentFormat::Json,
+                r#"{"playlist": "{{output:v720}}"}"#,
+            )],
+        )
+        .expect("a JSON document naming a rendition");
+        for (doc, why) in [
+            (vtt("WEBVTT\n{{output:thumbs:3}}"), "not an image"),
+            (vtt("WEBVTT\n{{output:thumbs:0}}"), "not an image"),
+            (vtt("WEBVTT\n{{output:v720:1}}"), "not an image"),
+            (vtt("WEBVTT\n{{output:gone}}"), "names no output"),
+            (vtt("WEBVTT\n{{output:v720"), "not closed"),
+            (vtt("no header"), "WEBVTT"),
+            (document(model::DocumentFormat::Json, "{"), "not JSON"),
+            (
+                vtt(&format!("WEBVTT\n{}", "x".repeat(MAX_DOCUMENT_BYTES))),
+                "at most",
+            ),
+        ] {
+            let err = finish_with(vec![], vec![doc]).unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+        }
     }
 }

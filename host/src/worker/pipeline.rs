@@ -375,6 +375,15 @@ impl Run<'_> {
             &dir,
         );
         let name = step.step().name.clone();
+        for dir in rendered.outputs.iter().filter_map(|o| o.dir.as_ref()) {
+            self.output_dir(dir).map_err(|e| {
+                JobError::new(
+                    ErrorCode::Internal,
+                    "ffmpeg",
+                    format!("step '{name}': cannot create {}: {e}", dir.display()),
+                )
+            })?;
+        }
         self.note(
             "ffmpeg",
             format!("step '{name}': {}", render::shell_line(&rendered.argv)),
@@ -453,6 +462,16 @@ impl Run<'_> {
         .await;
         self.advance(start + span);
         Ok(rendered.outputs)
+    }
+
+    /// Creates an output's own directory (an image sequence's, a rendition's), owned like
+    /// `work/` and `out/`: by the jail's uid when ffmpeg runs as it.
+    fn output_dir(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        if self.ctx.tools.jail.drop_user {
+            std::os::unix::fs::chown(dir, Some(jail::JAIL_UID), Some(jail::JAIL_GID))?;
+        }
+        Ok(())
     }
 
     /// Measures what the session asked for, on the file the source names.
