@@ -158,7 +158,12 @@ impl<'a, P: PresetCall, E: Executor> Session<'a, P, E> {
             match self.plan().await? {
                 ValidatedRound::Next(work) => {
                     self.run_steps(&work.steps, Stage::Work).await?;
-                    for analysis in &work.analyses {
+                    // Analyses may measure what the steps just produced.
+                    let analyses =
+                        validate::validate_analyses(work.analyses, &Known(&self.request)).map_err(
+                            |r| JobError::new(ErrorCode::PlanRejected, "validate", r.to_string()),
+                        )?;
+                    for analysis in &analyses {
                         let value = self.executor.analyze(analysis).await?;
                         self.request.analyses.push(model::AnalysisResult {
                             id: analysis.request().id.clone(),
@@ -497,6 +502,26 @@ mod tests {
         assert_eq!(report_json(&finished.report)["gain_db"], 1.5);
         assert!(fake.logs.iter().any(|l| l.contains("round 1 plan")));
         assert!(fake.logs.iter().any(|l| l.contains("planning")));
+    }
+
+    #[tokio::test]
+    async fn a_round_may_analyse_what_its_own_steps_produce() {
+        let preset = Scripted::new(|r: &model::PlanRequest| {
+            Ok(match r.round {
+                1 => next(
+                    vec![step(
+                        "pass1",
+                        model::MediaRef::Input("main".into()),
+                        "pass1",
+                    )],
+                    vec![loudness("l", model::MediaRef::Produced("pass1".into()), 0)],
+                ),
+                _ => finish(vec![]),
+            })
+        });
+        let (result, fake) = run_with(&preset).await;
+        result.expect("the analysis reads the intermediate");
+        assert_eq!(fake.analyses, ["l"]);
     }
 
     #[tokio::test]

@@ -124,11 +124,13 @@ impl ValidatedAnalysis {
     }
 }
 
-/// A round's work that passed validation: steps with their output bounds, then analyses.
+/// A round's work whose steps passed validation, with their output bounds. Its analyses may
+/// measure what these steps produce, so they are checked ([`validate_analyses`]) once the steps
+/// have run.
 #[derive(Debug, Clone)]
 pub struct ValidatedWork {
     pub steps: Vec<ValidatedStep>,
-    pub analyses: Vec<ValidatedAnalysis>,
+    pub analyses: Vec<model::AnalysisRequest>,
 }
 
 /// The last round, validated: its steps (whose outputs are the job's) and what it reports.
@@ -168,7 +170,7 @@ pub fn validate_round(
             check_intermediates(&steps)?;
             ValidatedRound::Next(ValidatedWork {
                 steps,
-                analyses: validate_analyses(work.analyses, media)?,
+                analyses: work.analyses,
             })
         }
         model::Decision::Finish(finish) => {

@@ -1,9 +1,9 @@
 //! The conversion trait the interface adapters implement, and macros for the many records and
 //! variants whose shape a WIT version shares with [`crate::model`].
 //!
-//! A conversion is written once per type and direction; the compiler then checks that every
-//! field and case is covered, so a WIT type that gains a field fails to build instead of
-//! silently dropping it.
+//! A conversion is written once per type and direction as a struct literal or an exhaustive
+//! match, so when the model gains a field or a case, every adapter fails to build until it says
+//! what an older interface version gets for it (the WIT side never changes: it is frozen).
 //!
 //! Not here: the conversions themselves (each version's adapter, `v1.rs`, `v2.rs`).
 
