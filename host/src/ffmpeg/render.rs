@@ -125,6 +125,19 @@ pub fn render(
                 layout::image_extension(seq.image.format).to_owned()
             }
             model::OutputKind::HlsRendition(hls) => {
+                // A segment starts at a keyframe: without one at each multiple of the declared
+                // duration, an encoder's own GOP (250 frames for x264) decides the segments.
+                for (i, stream) in output.streams.iter().enumerate() {
+                    if let model::Codec::Encode(enc) = &stream.codec
+                        && allowlist::is_video_encoder(&enc.codec)
+                    {
+                        push(
+                            &mut argv,
+                            &format!("-force_key_frames:{i}"),
+                            format!("expr:gte(t,n_forced*{})", number(hls.segment_duration_s)),
+                        );
+                    }
+                }
                 push(&mut argv, "-f", "hls".into());
                 push(&mut argv, "-hls_time", number(hls.segment_duration_s));
                 push(&mut argv, "-hls_playlist_type", "vod".into());
@@ -511,6 +524,10 @@ mod tests {
             "{argv:?}"
         );
         assert_eq!(out.dir.as_deref(), Some(Path::new("out/o")));
+        assert!(
+            tail(&argv).contains("-force_key_frames:0 expr:gte(t,n_forced*4) -f hls"),
+            "{argv:?}"
+        );
         let (argv, _) = argv_of(rendition(model::SegmentFormat::Mpegts), "libx264");
         assert!(
             tail(&argv).ends_with(
@@ -518,5 +535,107 @@ mod tests {
             ),
             "{argv:?}"
         );
+    }
+
+    /// Every kind's argv as ffmpeg 5.1 runs it: each writes the objects its layout names.
+    #[test]
+    fn ffmpeg_writes_what_each_kind_names() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let input = dir.path().join("in.mkv");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=64x64:rate=25:duration=5")
+            .args(["-c:v", "libx264", "-g", "25"])
+            .arg(&input)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(made.success());
+        let hls = |segment_format| {
+            model::OutputKind::HlsRendition(model::HlsRenditionSpec {
+                segment_format,
+                segment_duration_s: 2.0,
+            })
+        };
+        let kinds = [
+            (
+                model::OutputKind::Still(image(model::ImageFormat::Jpeg, None)),
+                "mjpeg",
+                vec!["o.jpg"],
+            ),
+            (
+                model::OutputKind::Still(image(model::ImageFormat::Png, None)),
+                "png",
+                vec!["o.png"],
+            ),
+            (
+                model::OutputKind::Still(image(model::ImageFormat::Webp, None)),
+                "libwebp",
+                vec!["o.webp"],
+            ),
+            (
+                model::OutputKind::Still(image(model::ImageFormat::Avif, Some(50))),
+                "libaom-av1",
+                vec!["o.avif"],
+            ),
+            (
+                model::OutputKind::ImageSequence(model::ImageSequenceSpec {
+                    image: image(model::ImageFormat::Jpeg, None),
+                    max_frames: 3,
+                }),
+                "mjpeg",
+                vec!["o/0001.jpg", "o/0003.jpg"],
+            ),
+            (
+                hls(model::SegmentFormat::Fmp4),
+                "libx264",
+                vec!["o/index.m3u8", "o/init.mp4", "o/0000.m4s", "o/0002.m4s"],
+            ),
+            (
+                hls(model::SegmentFormat::Mpegts),
+                "libx264",
+                vec!["o/index.m3u8", "o/0000.ts"],
+            ),
+        ];
+        for (kind, codec, objects) in kinds {
+            let out = tempfile::tempdir_in(dir.path()).expect("an output directory");
+            let (argv, rendered) = argv_of(kind, codec);
+            let argv: Vec<String> = argv
+                .into_iter()
+                .map(|a| match a.strip_prefix("out/") {
+                    Some(rest) => out.path().join(rest).display().to_string(),
+                    None if a == "in/a" => input.display().to_string(),
+                    None => a,
+                })
+                .collect();
+            if let Some(sub) = rendered.layout.dir() {
+                std::fs::create_dir_all(out.path().join(sub)).unwrap();
+            }
+            let run = std::process::Command::new("ffmpeg")
+                .args(&argv)
+                .output()
+                .expect("ffmpeg runs");
+            assert!(
+                run.status.success(),
+                "{argv:?}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            for object in objects {
+                assert!(out.path().join(object).is_file(), "{object} of {argv:?}");
+            }
+            if matches!(rendered.layout, Layout::Sequence { .. }) {
+                assert!(
+                    !out.path().join("o/0004.jpg").exists(),
+                    "bounded by max_frames"
+                );
+            }
+            if matches!(rendered.layout, Layout::Hls { .. }) {
+                let playlist = std::fs::read_to_string(out.path().join("o/index.m3u8")).unwrap();
+                assert!(
+                    playlist.contains("#EXT-X-INDEPENDENT-SEGMENTS"),
+                    "{playlist}"
+                );
+                assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{playlist}");
+            }
+        }
     }
 }
