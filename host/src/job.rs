@@ -118,16 +118,87 @@ pub struct StreamSummary {
     pub height: Option<u32>,
 }
 
+/// What an output is: one file, one image, a run of images, an HLS rendition, an HLS package
+/// (its master playlist), or a text document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputKind {
+    #[default]
+    File,
+    Still,
+    ImageSequence,
+    HlsRendition,
+    HlsPackage,
+    Document,
+}
+
+/// How an output of a finished job ended: an optional one may fail without failing the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutputState {
+    #[default]
+    Completed,
+    Failed,
+}
+
+/// How a completed job ended: every output stored, or only the required ones (`partial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Complete,
+    Partial,
+}
+
+/// One stored object of an output (a segment, a playlist, an image of a sequence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub key: String,
+    pub uri: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+}
+
+/// What the host measured of one variant stream of an HLS package, as its master says it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantRecord {
+    pub output: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputRecord {
     pub name: String,
+    #[serde(default)]
+    pub kind: OutputKind,
+    #[serde(default)]
+    pub state: OutputState,
+    #[serde(default)]
+    pub optional: bool,
+    /// Why an optional output failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// The output's main object: the file or image itself, a rendition's media playlist, a
+    /// package's master playlist, the first image of a sequence. Empty when it failed.
     pub uri: String,
     pub key: String,
     pub container: String,
+    /// All of the output's objects together.
     pub size_bytes: u64,
     pub duration_s: Option<f64>,
     pub codecs: Vec<String>,
     pub streams: Vec<StreamSummary>,
+    /// Every object of a multi-object output (segments, images), main object included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectRecord>,
+    /// An HLS package's variant streams, as its master playlist declares them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantRecord>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -153,6 +224,9 @@ pub struct Job {
     /// Params as validated at submit time, defaults filled in.
     pub params: Map<String, Value>,
     pub outputs: Vec<OutputRecord>,
+    /// Set when the job completes: `partial` when an optional output failed.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
     pub report: Option<Map<String, Value>>,
     pub error: Option<JobError>,
     pub attempts: u32,
@@ -206,6 +280,7 @@ impl Job {
             inputs,
             params,
             outputs: Vec::new(),
+            outcome: None,
             report: None,
             error: None,
             attempts: 0,

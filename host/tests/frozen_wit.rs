@@ -21,7 +21,10 @@ fn released_interface_versions_are_unchanged() {
         );
         versions += 1;
     }
-    assert!(versions >= 1, "wit/released.sha256 lists no released version");
+    assert!(
+        versions >= 1,
+        "wit/released.sha256 lists no released version"
+    );
     for entry in std::fs::read_dir(&wit).unwrap().flatten() {
         if entry.path().is_dir() {
             let name = entry.file_name().to_string_lossy().into_owned();

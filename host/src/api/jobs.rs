@@ -473,12 +473,20 @@ pub async fn logs(
     Ok(Json(json!({"id": job.id, "logs": logs})))
 }
 
-/// The job as users see it: the record plus fresh download URLs.
+/// The job as users see it: the record plus fresh download URLs, for each output's main object
+/// (a package's master playlist, a rendition's media playlist) and for every object it holds.
 async fn view(state: &SharedState, job: &Job) -> Value {
+    let download = async |key: &str| -> Option<String> {
+        let key = crate::storage::ObjectKey::parse(key)?;
+        state.storage.presign_get(&key, DOWNLOAD_TTL).await.ok()
+    };
     let mut outputs = Vec::new();
     for out in &job.outputs {
         let mut v = json!({
             "name": out.name,
+            "kind": out.kind,
+            "state": out.state,
+            "optional": out.optional,
             "uri": out.uri,
             "container": out.container,
             "size_bytes": out.size_bytes,
@@ -486,10 +494,25 @@ async fn view(state: &SharedState, job: &Job) -> Value {
             "codecs": out.codecs,
             "streams": out.streams,
         });
-        if let Some(key) = crate::storage::ObjectKey::parse(&out.key)
-            && let Ok(url) = state.storage.presign_get(&key, DOWNLOAD_TTL).await
-        {
+        if let Some(error) = &out.error {
+            v["error"] = json!(error);
+        }
+        if let Some(url) = download(&out.key).await {
             v["download_url"] = json!(url);
+        }
+        if !out.objects.is_empty() {
+            let mut objects = Vec::new();
+            for object in &out.objects {
+                let mut o = json!(object);
+                if let Some(url) = download(&object.key).await {
+                    o["download_url"] = json!(url);
+                }
+                objects.push(o);
+            }
+            v["objects"] = json!(objects);
+        }
+        if !out.variants.is_empty() {
+            v["variants"] = json!(out.variants);
         }
         outputs.push(v);
     }
@@ -501,6 +524,7 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "inputs": job.inputs,
         "params": job.params,
         "outputs": outputs,
+        "outcome": job.outcome,
         "report": job.report,
         "error": job.error,
         "attempts": job.attempts,

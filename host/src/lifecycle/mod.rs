@@ -21,7 +21,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{ErrorCode, JobError};
-use crate::job::{Job, JobState, OutputRecord, RECORD_TTL_S, now_rfc3339, unix_ms};
+use crate::job::{
+    Job, JobState, Outcome, OutputRecord, OutputState, RECORD_TTL_S, now_rfc3339, unix_ms,
+};
 use crate::metrics::{Event, Metrics};
 use crate::queue::Delivery;
 use crate::webhook::Outbox;
@@ -374,6 +376,12 @@ impl Lifecycle {
                 child_s,
             } => {
                 job.progress = 1.0;
+                let partial = outputs.iter().any(|o| o.state == OutputState::Failed);
+                job.outcome = Some(if partial {
+                    Outcome::Partial
+                } else {
+                    Outcome::Complete
+                });
                 job.outputs = outputs;
                 job.report = Some(report);
                 job.timings.ffmpeg_s = Some(child_s);

@@ -13,15 +13,14 @@ use tokio::sync::watch;
 
 use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools, jail, output, render};
-use crate::job::{Job, JobStore, OutputRecord, StreamSummary};
+use crate::job::{Job, JobStore, OutputKind, OutputRecord, OutputState, StreamSummary};
 use crate::media::{analysis, probe};
-use crate::plan::allowlist;
 use crate::plan::validate::{self, MediaLookup, ValidatedStep};
 use crate::preset::catalog::Catalog;
 use crate::preset::registry::Preset;
 use crate::preset::runtime::{Lane, PresetFault, Runtime};
 use crate::preset::{params, wit};
-use crate::storage::{ObjectKey, Storage, StorageError};
+use crate::storage::{ObjectKey, ObjectMeta, Storage, StorageError};
 
 /// The most planning rounds a preset gets before the job fails.
 pub const MAX_ROUNDS: u32 = 8;
@@ -654,7 +653,7 @@ impl Run<'_> {
                 .upload(
                     &checked.fd_path(),
                     &key,
-                    allowlist::content_type(&file.container),
+                    &ObjectMeta::for_output(key.as_str()),
                 )
                 .await
                 .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
@@ -675,7 +674,11 @@ impl Run<'_> {
             ObjectKey::parse(&format!("jobs/{}/manifest.json", self.job.id)).expect("a valid key");
         self.ctx
             .storage
-            .upload(&manifest_path, &key, "application/json")
+            .upload(
+                &manifest_path,
+                &key,
+                &ObjectMeta::for_output("manifest.json"),
+            )
             .await
             .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
         Ok(records)
@@ -718,6 +721,10 @@ fn output_record(
         .collect();
     OutputRecord {
         name: file.name.clone(),
+        kind: OutputKind::File,
+        state: OutputState::Completed,
+        optional: false,
+        error: None,
         uri: storage.uri(key),
         key: key.to_string(),
         container: file.container.clone(),
@@ -725,6 +732,8 @@ fn output_record(
         duration_s: info.container.duration_s,
         codecs: streams.iter().map(|s| s.codec.clone()).collect(),
         streams,
+        objects: Vec::new(),
+        variants: Vec::new(),
     }
 }
 
