@@ -104,7 +104,9 @@ struct Measured {
 fn measure(r: &Rendition) -> Result<Measured, PackageError> {
     let in_rendition = |e: PackageError| match e {
         PackageError::Rendition(why) => PackageError::Rendition(format!("'{}': {why}", r.name)),
-        PackageError::Refused(why) => PackageError::Refused(format!("rendition '{}': {why}", r.name)),
+        PackageError::Refused(why) => {
+            PackageError::Refused(format!("rendition '{}': {why}", r.name))
+        }
         other => other,
     };
     let list = playlist::read(&r.dir).map_err(in_rendition)?;
