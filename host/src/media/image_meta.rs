@@ -731,24 +731,32 @@ mod tests {
         assert!(srgb_filter(&profile(adobe)).is_err());
         assert!(srgb_filter(b"garbage").is_err());
 
-        // The chain runs on Debian's ffmpeg 5.1.
+        // On Debian's ffmpeg 5.1 the chain maps P3 (128, 128, 64) to sRGB (128, 128, 53), as
+        // the P3-to-sRGB matrix over the shared transfer curve computes it.
         let dir = tempfile::tempdir().unwrap();
         let graph = format!("{p3},format=rgb24");
-        ffmpeg(
-            dir.path(),
-            &[
+        let out = Command::new("ffmpeg")
+            .current_dir(dir.path())
+            .args([
+                "-v",
+                "error",
                 "-f",
                 "lavfi",
                 "-i",
-                "testsrc=s=64x48",
-                "-frames:v",
-                "1",
-                "-vf",
-                &graph,
-                "-f",
-                "null",
-                "-",
-            ],
+                "color=c=0x808040:s=4x4,format=rgb24",
+            ])
+            .args(["-vf", &graph, "-frames:v", "1", "-f", "rawvideo", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pixel = &out.stdout[..3];
+        assert!(
+            pixel[..2] == [128, 128] && pixel[2].abs_diff(53) <= 1,
+            "{pixel:?}"
         );
     }
 }
