@@ -20,6 +20,7 @@
 
 use std::io::{Read, Write};
 
+use crate::error::{ErrorCode, JobError};
 use crate::model::ImageFormat;
 
 /// The metadata of one image, each part as its container carries it unwrapped: EXIF as TIFF
@@ -37,12 +38,31 @@ impl Metadata {
     }
 }
 
+/// Why metadata could not be read or written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MetaError {
+    /// The image's container is not what its signature says.
     #[error("the image is not a well-formed {0}: {1}")]
     Malformed(&'static str, String),
+    /// What the plan asked for cannot be done (AVIF, a profile ffmpeg cannot convert, metadata
+    /// too large for its container): the plan's to change.
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl MetaError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Malformed(..) => ErrorCode::FfmpegFailed,
+            Self::Unsupported(_) => ErrorCode::PlanRejected,
+        }
+    }
+}
+
+impl From<MetaError> for JobError {
+    fn from(e: MetaError) -> Self {
+        JobError::new(e.code(), "metadata", e.to_string())
+    }
 }
 
 const JPEG_EXIF: &[u8] = b"Exif\0\0";
@@ -711,10 +731,8 @@ mod tests {
             u32::from_le_bytes(webp[4..8].try_into().unwrap()) as usize,
             webp.len() - 8
         );
-        assert!(matches!(
-            write(&plain, ImageFormat::Avif, &meta(), false),
-            Err(MetaError::Unsupported(_))
-        ));
+        let avif = write(&plain, ImageFormat::Avif, &meta(), false).unwrap_err();
+        assert_eq!(JobError::from(avif).code, ErrorCode::PlanRejected);
     }
 
     #[test]
