@@ -94,6 +94,28 @@ pub struct Master {
     pub variants: Vec<VariantSummary>,
 }
 
+/// Writes to `into` the file a rendition's streams are probed from, for [`Rendition::streams`]
+/// (e.g. with `media::probe::probe_written`): for fMP4 its init segment followed by its first
+/// media segment (an init segment alone has no samples, and ffprobe then reports the track's
+/// timescale as its frame rate), for MPEG-TS a copy of its first segment.
+pub fn probe_sample(dir: &std::path::Path, into: &std::path::Path) -> Result<(), PackageError> {
+    let list = playlist::read(dir)?;
+    let mut parts = Vec::new();
+    if let Some(init) = &list.init {
+        parts.push(init.as_str());
+    }
+    parts.push(&list.segments[0].uri);
+    let mut sample = Vec::new();
+    for uri in parts {
+        playlist::file_size(dir, uri)?;
+        let bytes = std::fs::read(playlist::resolve(dir, uri)?)
+            .map_err(|e| PackageError::Rendition(format!("'{uri}': {e}")))?;
+        sample.extend_from_slice(&bytes);
+    }
+    std::fs::write(into, sample)
+        .map_err(|e| PackageError::Rendition(format!("writing its probe sample: {e}")))
+}
+
 /// What was measured of one rendition.
 struct Measured {
     version: u32,
@@ -409,27 +431,26 @@ mod tests {
         )
     }
 
-    /// ffprobe's profile and level of a rendition's video, from its first segment.
-    fn probed_level(r: &Rendition, first: &str) -> i64 {
-        let mut args = vec!["-v", "error", "-select_streams", "v:0"];
-        args.extend(["-show_entries", "stream=level", "-of", "csv=p=0"]);
-        let input = if first.ends_with(".ts") {
-            r.dir.join(first)
-        } else {
-            let joined = r.dir.join("probe.mp4");
-            let mut all = std::fs::read(r.dir.join("init.mp4")).unwrap();
-            all.extend(std::fs::read(r.dir.join(first)).unwrap());
-            std::fs::write(&joined, all).unwrap();
-            joined
-        };
+    /// ffprobe's `entry` of a rendition's video, from its probe sample.
+    fn probed(r: &Rendition, ts: bool, entry: &str) -> String {
+        let input = r.dir.with_extension(if ts { "ts" } else { "mp4" });
+        probe_sample(&r.dir, &input).unwrap();
         let out = Command::new("ffprobe")
-            .args(&args)
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                entry,
+            ])
+            .args(["-of", "csv=p=0"])
             .arg(input)
             .output()
             .unwrap();
         // A TS file lists its streams under its program too: the first line is enough.
         let text = String::from_utf8_lossy(&out.stdout);
-        text.lines().next().unwrap().trim().parse().unwrap()
+        text.lines().next().unwrap().trim().to_owned()
     }
 
     const VIDEO_264: &str = "testsrc2=s=320x240:r=25:d=6";
@@ -492,7 +513,12 @@ mod tests {
         );
         assert!(h.bandwidth >= h.average_bandwidth);
 
-        let h264_level = probed_level(&h264, "seg000.m4s");
+        let h264_level: u8 = probed(&h264, false, "stream=level").parse().unwrap();
+        // What the caller probes for RESOLUTION and FRAME-RATE is right for fMP4.
+        assert_eq!(
+            probed(&h264, false, "stream=width,height,r_frame_rate"),
+            "320,240,25/1"
+        );
         assert!(h.codecs.starts_with("avc1."), "{}", h.codecs);
         assert_eq!(
             &h.codecs[9..11],
@@ -501,7 +527,7 @@ mod tests {
             h.codecs
         );
         assert!(h.codecs.ends_with(",mp4a.40.2"), "{}", h.codecs);
-        let hevc_level = probed_level(&hevc, "seg000.m4s");
+        let hevc_level = probed(&hevc, false, "stream=level");
         assert_eq!(
             x.codecs,
             format!("hvc1.1.6.L{hevc_level}.90,mp4a.40.2"),
@@ -547,7 +573,7 @@ mod tests {
         let v = &master.variants[0];
         let (peak, avg) = figures(&ts);
         assert_eq!((v.bandwidth, v.average_bandwidth), (peak, avg));
-        let level = probed_level(&ts, "seg000.ts");
+        let level: u8 = probed(&ts, true, "stream=level").parse().unwrap();
         assert_eq!(
             &v.codecs[9..],
             format!("{level:02x},mp4a.40.2"),
