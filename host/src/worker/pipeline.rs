@@ -591,7 +591,13 @@ impl Run<'_> {
             }
         };
         self.child_s += started.elapsed().as_secs_f64();
-        let loudness = value?;
+        let measured = value?;
+        let loudness = wit::Loudness {
+            integrated_lufs: measured.integrated_lufs,
+            true_peak_dbtp: measured.true_peak_dbtp,
+            lra_lu: measured.lra_lu,
+            threshold_lufs: measured.threshold_lufs,
+        };
         self.log(
             "host",
             format!(
