@@ -141,6 +141,34 @@ pub enum OutputState {
     Failed,
 }
 
+/// Where one output of a running attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutputPhase {
+    /// Its step has not started.
+    Pending,
+    /// ffmpeg is writing it.
+    Running,
+    /// Written; being checked and stored.
+    Storing,
+    Completed,
+    Failed,
+}
+
+/// One output's state and fraction done (0..1) while the job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OutputProgress {
+    pub state: OutputPhase,
+    pub progress: f64,
+}
+
+/// A running attempt's progress: the job's fraction done and each output's, by output name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub fraction: f64,
+    pub outputs: BTreeMap<String, OutputProgress>,
+}
+
 /// How a completed job ended: every output stored, or only the required ones (`partial`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -219,6 +247,10 @@ pub struct Job {
     pub id: Uuid,
     pub state: JobState,
     pub progress: f64,
+    /// Each output's state and progress while an attempt runs (merged in from the live record;
+    /// a finished job's outputs carry their own state instead).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_progress: BTreeMap<String, OutputProgress>,
     pub preset: PresetPin,
     pub inputs: BTreeMap<String, String>,
     /// Params as validated at submit time, defaults filled in.
@@ -276,6 +308,7 @@ impl Job {
             id: Uuid::new_v4(),
             state: JobState::Pending,
             progress: 0.0,
+            output_progress: BTreeMap::new(),
             preset,
             inputs,
             params,
@@ -364,20 +397,24 @@ impl JobStore {
         self.redis.clone()
     }
 
-    /// The record, with a running attempt's progress merged in.
+    /// The record, with a running attempt's progress (the job's and each output's) merged in.
     pub async fn get(&self, id: &Uuid) -> redis::RedisResult<Option<Job>> {
-        let (raw, progress): (Option<String>, Option<f64>) = redis::pipe()
+        let (raw, progress, outputs): (Option<String>, Option<f64>, Option<String>) = redis::pipe()
             .get(self.keys.job(id))
             .hget(self.keys.live(id), "progress")
+            .hget(self.keys.live(id), "outputs")
             .query_async(&mut self.redis.clone())
             .await?;
         Ok(raw
             .and_then(|r| serde_json::from_str::<Job>(&r).ok())
             .map(|mut job| {
-                if job.state == JobState::Processing
-                    && let Some(p) = progress
-                {
-                    job.progress = p;
+                if job.state == JobState::Processing {
+                    if let Some(p) = progress {
+                        job.progress = p;
+                    }
+                    if let Some(outputs) = outputs.and_then(|o| serde_json::from_str(&o).ok()) {
+                        job.output_progress = outputs;
+                    }
                 }
                 job
             }))

@@ -419,26 +419,39 @@ pub async fn events(
     let first = load(&state, &id).await?;
     let jobs = state.jobs.clone();
     let stream = futures::stream::unfold(
-        (Some(first), None::<(JobState, u32, f64)>, permit),
+        (Some(first), None::<(JobState, u32, f64, String)>, permit),
         move |(next, last, permit)| {
             let jobs = jobs.clone();
             async move {
                 let mut job = next?;
                 loop {
-                    let now = (job.state, job.attempts, job.progress);
-                    if last != Some(now) {
-                        let kind = match last {
-                            Some((s, a, _)) if s == job.state && a == job.attempts => "progress",
+                    let outputs = serde_json::to_string(&job.output_progress).unwrap_or_default();
+                    let now = (job.state, job.attempts, job.progress, outputs);
+                    if last.as_ref() != Some(&now) {
+                        let kind = match &last {
+                            Some((s, a, _, _)) if *s == job.state && *a == job.attempts => {
+                                "progress"
+                            }
                             _ => "state",
                         };
-                        let data = json!({
+                        let mut data = json!({
                             "id": job.id,
                             "state": job.state,
                             "progress": job.progress,
+                            "output_progress": job.output_progress,
                             "attempts": job.attempts,
                             "next_attempt_at": job.next_attempt_at,
                             "error": job.error,
                         });
+                        if job.state.is_terminal() {
+                            data["outcome"] = json!(job.outcome);
+                            data["outputs"] = json!(
+                                job.outputs
+                                    .iter()
+                                    .map(|o| json!({"name": o.name, "kind": o.kind, "state": o.state, "error": o.error}))
+                                    .collect::<Vec<_>>()
+                            );
+                        }
                         let event = Event::default().event(kind).data(data.to_string());
                         let after = if job.state.is_terminal() {
                             None
@@ -520,6 +533,7 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "id": job.id,
         "state": job.state,
         "progress": job.progress,
+        "output_progress": job.output_progress,
         "preset": {"name": job.preset.name, "version": job.preset.version.to_string()},
         "inputs": job.inputs,
         "params": job.params,

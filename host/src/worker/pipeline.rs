@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools, jail, output, render};
-use crate::job::{Job, JobStore, OutputKind, OutputRecord, OutputState, StreamSummary};
+use crate::job::{Job, JobStore, OutputKind, OutputRecord, OutputState, Progress, StreamSummary};
 use crate::media::{analysis, probe};
 use crate::plan::validate::{self, MediaLookup, ValidatedStep};
 use crate::preset::catalog::Catalog;
@@ -175,7 +175,7 @@ pub async fn run(
     ctx: &Context,
     job: &Job,
     preset: &Arc<Preset>,
-    progress: &watch::Sender<f64>,
+    progress: &watch::Sender<Progress>,
 ) -> Result<Finished, JobError> {
     let scratch = Scratch::create(&ctx.scratch_root, job, ctx.tools.jail.drop_user)?;
     let mut run = Run {
@@ -245,7 +245,7 @@ struct Run<'a> {
     scratch: &'a Scratch,
     media: MediaSet,
     child_s: f64,
-    progress: &'a watch::Sender<f64>,
+    progress: &'a watch::Sender<Progress>,
 }
 
 impl Run<'_> {
@@ -255,9 +255,9 @@ impl Run<'_> {
 
     fn advance(&self, to: f64) {
         self.progress.send_if_modified(|p| {
-            let changed = to > *p;
+            let changed = to > p.fraction;
             if changed {
-                *p = to.min(0.99);
+                p.fraction = to.min(0.99);
             }
             changed
         });
@@ -480,7 +480,7 @@ impl Run<'_> {
         .await;
 
         let media_s = self.step_media_s(step.step());
-        let start = *self.progress.borrow();
+        let start = self.progress.borrow().fraction;
         let span = if deliver {
             0.95 - start
         } else {
@@ -497,9 +497,9 @@ impl Run<'_> {
                 if media_s > 0.0 {
                     let to = start + span * (t / media_s).clamp(0.0, 1.0);
                     progress.send_if_modified(|p| {
-                        let changed = to > *p + 0.01;
+                        let changed = to > p.fraction + 0.01;
                         if changed {
-                            *p = to;
+                            p.fraction = to;
                         }
                         changed
                     });
