@@ -8,6 +8,7 @@
 //! - [`host`]: the `mediahost serve` binary under test, one per test binary where possible;
 //! - [`deployment`]: separate `mediahost api` and `mediahost worker` processes on one Redis;
 //! - [`hostile`]: the hostile preset components, built when stale, beside the built-in presets;
+//! - [`released`]: the released preset artifacts, their lock file and the check that pins them;
 //! - [`client`]: the HTTP calls a user makes (upload, submit, poll, download) and problem checks;
 //! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results.
 //!
@@ -21,6 +22,7 @@ pub mod hostile;
 pub mod media;
 pub mod process;
 pub mod redis;
+pub mod released;
 pub mod s3;
 
 pub use client::{Client, Problem};
