@@ -1,4 +1,5 @@
-//! loudness-normalize 1.1.0: EBU R128 loudness normalization in measured rounds.
+//! loudness-normalize 1.2.0 (interface 2.0; 1.1.0 and 1.0.0 run from their released 1.0
+//! artifacts): EBU R128 loudness normalization in measured rounds.
 //!
 //! 1.1.0 keeps 1.0.0's algorithm (now the shared `measured-loudness` passes and codec choices;
 //! 1.0.0 keeps its own copy, as published) and adds named targets (`target`), `lower_only`, a
@@ -36,7 +37,7 @@ const COMPRESSOR_THRESHOLD_FLOOR: f64 = 0.000_976_563;
 
 /// The preset this crate builds, as [package.metadata.preset] in Cargo.toml says (a test checks).
 const NAME: &str = "loudness-normalize";
-const VERSION: &str = "1.1.0";
+const VERSION: &str = "1.2.0";
 
 /// The `target` param's named targets and their integrated loudness (LUFS, LKFS for A/85).
 const NAMED_TARGETS: [(&str, f64); 4] = [

@@ -83,7 +83,7 @@ fn drive(
         };
         for step in &work.steps {
             let output = &step.outputs[0];
-            let info = MediaInfo::new(&[output.container.as_str()])
+            let info = MediaInfo::new(&[output.container().unwrap()])
                 .with_stream(StreamInfo::new_audio(0, "pcm_f32le", 22_050, 1));
             request = request.with_intermediate(output.name.clone(), info);
         }
@@ -110,13 +110,13 @@ fn describe_matches_the_manifest_and_declares_the_params() {
     let d = LoudnessNormalize::describe();
     assert_eq!(
         (d.name.as_str(), d.version.as_str()),
-        ("loudness-normalize", "1.1.0")
+        ("loudness-normalize", "1.2.0")
     );
     // build.sh names the dist file from [package.metadata.preset]: it must say the same.
     let manifest = include_str!("../Cargo.toml");
     let table = &manifest[manifest.find("[package.metadata.preset]").unwrap()..];
     assert!(table.contains("name = \"loudness-normalize\"\n"), "{table}");
-    assert!(table.contains("version = \"1.1.0\"\n"), "{table}");
+    assert!(table.contains("version = \"1.2.0\"\n"), "{table}");
     assert_eq!(d.inputs.len(), 1);
     assert!(d.inputs[0].required);
     let names: Vec<_> = d.params.iter().map(|p| p.name.as_str()).collect();
@@ -205,7 +205,7 @@ fn quiet_input_with_headroom_gets_one_linear_gain() {
     let output = step.find_output("main").unwrap();
     assert_eq!(
         (
-            output.container.as_str(),
+            output.container().unwrap(),
             output.encoder().unwrap().codec.as_str()
         ),
         ("wav", "pcm_s16le")
@@ -270,7 +270,7 @@ fn peaks_over_the_ceiling_start_a_limited_pass() {
     let output = step.find_output("pass1").unwrap();
     assert_eq!(
         (
-            output.container.as_str(),
+            output.container().unwrap(),
             output.encoder().unwrap().codec.as_str()
         ),
         ("wav", "pcm_f32le")
@@ -291,7 +291,7 @@ fn a_pass_on_target_is_encoded_to_the_final_format() {
     assert_eq!(step.inputs, [StepInput::new(MediaRef::produced("pass1"))]);
     assert!(step.graph.is_empty());
     let output = step.find_output("main").unwrap();
-    assert_eq!(output.container, "mp3");
+    assert_eq!(output.container(), Some("mp3"));
     assert_eq!(output.encoder().unwrap().bit_rate, Some(320_000));
     assert_eq!(finish.report_value("limited"), Some(&Value::Boolean(true)));
     assert_eq!(finish.report_value("passes"), Some(&Value::from(1)));
@@ -799,7 +799,7 @@ fn a_chosen_stream_is_normalized_and_the_others_kept() {
         step.find_filter("volume").unwrap().inputs,
         [Pad::stream(0, 2)]
     );
-    assert_eq!(step.outputs[0].container, "mkv");
+    assert_eq!(step.outputs[0].container(), Some("mkv"));
     assert_eq!(
         output_streams(step),
         [
@@ -826,7 +826,7 @@ fn an_mp4_stays_mp4_when_its_audio_stays_aac() {
     );
     let decision = outcome.unwrap();
     let step = &finish(&decision).steps[0];
-    assert_eq!(step.outputs[0].container, "mp4");
+    assert_eq!(step.outputs[0].container(), Some("mp4"));
     // subrip does not go into MP4.
     assert_eq!(step.outputs[0].streams.len(), 3);
 
@@ -838,7 +838,10 @@ fn an_mp4_stays_mp4_when_its_audio_stays_aac() {
         |_| unreachable!("no limiter pass"),
     );
     let decision = outcome.unwrap();
-    assert_eq!(finish(&decision).steps[0].outputs[0].container, "mkv");
+    assert_eq!(
+        finish(&decision).steps[0].outputs[0].container(),
+        Some("mkv")
+    );
 }
 
 #[test]
