@@ -13,6 +13,8 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx w
     exit 1
 fi
 
+# The artifacts are looked for under this workspace's own target/, whatever the caller exported.
+unset CARGO_TARGET_DIR CARGO_BUILD_TARGET_DIR
 cargo build --release --target wasm32-wasip2 "$@"
 
 mkdir -p dist

@@ -80,7 +80,8 @@ pub struct Options {
     )]
     pub data_dir: PathBuf,
 
-    /// Directory of built preset components (`*.wasm`).
+    /// Directory of preset components (`*.wasm`); by default the released presets,
+    /// `presets-wasm/released` of the checkout the binary was built from.
     #[arg(long, env = "MEDIAHOST_PRESETS_DIR", global = true)]
     pub presets_dir: Option<PathBuf>,
 
@@ -314,7 +315,10 @@ pub struct Options {
 impl Options {
     pub fn presets_dir(&self) -> PathBuf {
         self.presets_dir.clone().unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../presets-wasm/dist"))
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../presets-wasm/released"
+            ))
         })
     }
 

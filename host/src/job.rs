@@ -118,16 +118,115 @@ pub struct StreamSummary {
     pub height: Option<u32>,
 }
 
+/// What an output is: one file, one image, a run of images, an HLS rendition, an HLS package
+/// (its master playlist), or a text document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputKind {
+    #[default]
+    File,
+    Still,
+    ImageSequence,
+    HlsRendition,
+    HlsPackage,
+    Document,
+}
+
+/// How an output of a finished job ended: an optional one may fail without failing the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutputState {
+    #[default]
+    Completed,
+    Failed,
+}
+
+/// Where one output of a running attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutputPhase {
+    /// Its step has not started.
+    Pending,
+    /// ffmpeg is writing it.
+    Running,
+    /// Written; being checked and stored.
+    Storing,
+    Completed,
+    Failed,
+}
+
+/// One output's state and fraction done (0..1) while the job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OutputProgress {
+    pub state: OutputPhase,
+    pub progress: f64,
+}
+
+/// A running attempt's progress: the job's fraction done and each output's, by output name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub fraction: f64,
+    pub outputs: BTreeMap<String, OutputProgress>,
+}
+
+/// How a completed job ended: every output stored, or only the required ones (`partial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Complete,
+    Partial,
+}
+
+/// One stored object of an output (a segment, a playlist, an image of a sequence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub key: String,
+    pub uri: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+}
+
+/// What the host measured of one variant stream of an HLS package, as its master says it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantRecord {
+    pub output: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputRecord {
     pub name: String,
+    #[serde(default)]
+    pub kind: OutputKind,
+    #[serde(default)]
+    pub state: OutputState,
+    #[serde(default)]
+    pub optional: bool,
+    /// Why an optional output failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// The output's main object: the file or image itself, a rendition's media playlist, a
+    /// package's master playlist, the first image of a sequence. Empty when it failed.
     pub uri: String,
     pub key: String,
     pub container: String,
+    /// All of the output's objects together.
     pub size_bytes: u64,
     pub duration_s: Option<f64>,
     pub codecs: Vec<String>,
     pub streams: Vec<StreamSummary>,
+    /// Every object of a multi-object output (segments, images), main object included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectRecord>,
+    /// An HLS package's variant streams, as its master playlist declares them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantRecord>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -148,11 +247,18 @@ pub struct Job {
     pub id: Uuid,
     pub state: JobState,
     pub progress: f64,
+    /// Each output's state and progress while an attempt runs (merged in from the live record;
+    /// a finished job's outputs carry their own state instead).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_progress: BTreeMap<String, OutputProgress>,
     pub preset: PresetPin,
     pub inputs: BTreeMap<String, String>,
     /// Params as validated at submit time, defaults filled in.
     pub params: Map<String, Value>,
     pub outputs: Vec<OutputRecord>,
+    /// Set when the job completes: `partial` when an optional output failed.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
     pub report: Option<Map<String, Value>>,
     pub error: Option<JobError>,
     pub attempts: u32,
@@ -202,10 +308,12 @@ impl Job {
             id: Uuid::new_v4(),
             state: JobState::Pending,
             progress: 0.0,
+            output_progress: BTreeMap::new(),
             preset,
             inputs,
             params,
             outputs: Vec::new(),
+            outcome: None,
             report: None,
             error: None,
             attempts: 0,
@@ -289,20 +397,24 @@ impl JobStore {
         self.redis.clone()
     }
 
-    /// The record, with a running attempt's progress merged in.
+    /// The record, with a running attempt's progress (the job's and each output's) merged in.
     pub async fn get(&self, id: &Uuid) -> redis::RedisResult<Option<Job>> {
-        let (raw, progress): (Option<String>, Option<f64>) = redis::pipe()
+        let (raw, progress, outputs): (Option<String>, Option<f64>, Option<String>) = redis::pipe()
             .get(self.keys.job(id))
             .hget(self.keys.live(id), "progress")
+            .hget(self.keys.live(id), "outputs")
             .query_async(&mut self.redis.clone())
             .await?;
         Ok(raw
             .and_then(|r| serde_json::from_str::<Job>(&r).ok())
             .map(|mut job| {
-                if job.state == JobState::Processing
-                    && let Some(p) = progress
-                {
-                    job.progress = p;
+                if job.state == JobState::Processing {
+                    if let Some(p) = progress {
+                        job.progress = p;
+                    }
+                    if let Some(outputs) = outputs.and_then(|o| serde_json::from_str(&o).ok()) {
+                        job.output_progress = outputs;
+                    }
                 }
                 job
             }))

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod media;
 pub mod metrics;
 pub mod model;
+pub mod package;
 pub mod plan;
 pub mod preset;
 pub mod queue;

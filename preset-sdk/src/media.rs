@@ -2,9 +2,9 @@
 //! constructors for building requests by hand in tests.
 
 use crate::{
-    AnalysisResult, AnalysisValue, AudioInfo, Container, Disposition, Loudness, MediaInfo,
-    MediaRef, NamedMedia, Param, ParamValue, Params, PlanRequest, Refusal, StreamDetail,
-    StreamInfo, StreamKind,
+    AnalysisResult, AnalysisValue, AudioInfo, ColorInfo, Container, Disposition, Loudness,
+    MediaInfo, MediaRef, NamedMedia, Param, ParamValue, Params, PlanRequest, Refusal, StreamDetail,
+    StreamInfo, StreamKind, VideoInfo,
 };
 
 impl MediaRef {
@@ -208,6 +208,7 @@ impl PlanRequest {
     pub fn loudness(&self, id: &str) -> Option<&Loudness> {
         match self.analysis(id)? {
             AnalysisValue::Loudness(loudness) => Some(loudness),
+            _ => None,
         }
     }
 }
@@ -411,6 +412,33 @@ impl MediaInfo {
     }
 }
 
+impl MediaInfo {
+    /// The video stream to work from: the default one, else the largest picture, else the
+    /// lowest index; attached pictures (cover art) never count.
+    ///
+    /// ```
+    /// # use preset_sdk::*;
+    /// let info = MediaInfo::new(&["mov", "mp4"])
+    ///     .with_stream(StreamInfo::new_video(0, "h264", 640, 360))
+    ///     .with_stream(StreamInfo::new_video(1, "h264", 1280, 720));
+    /// assert_eq!(info.best_video().map(|v| v.index), Some(1));
+    /// ```
+    pub fn best_video(&self) -> Option<&StreamInfo> {
+        self.streams
+            .iter()
+            .filter(|s| !s.disposition.attached_pic)
+            .filter_map(|s| Some((s, s.video()?)))
+            .max_by_key(|(s, v)| {
+                (
+                    s.disposition.default,
+                    u64::from(v.width) * u64::from(v.height),
+                    std::cmp::Reverse(s.index),
+                )
+            })
+            .map(|(s, _)| s)
+    }
+}
+
 impl Disposition {
     /// No disposition flags set.
     ///
@@ -456,6 +484,58 @@ impl StreamInfo {
                 sample_format: None,
                 bits_per_sample: None,
             }),
+        }
+    }
+
+    /// A video stream of `width` x `height` at 25 fps, progressive, with no colour details;
+    /// for tests.
+    ///
+    /// ```
+    /// let s = preset_sdk::StreamInfo::new_video(0, "h264", 1920, 1080);
+    /// assert_eq!(s.video().map(|v| v.width), Some(1920));
+    /// ```
+    pub fn new_video(index: u32, codec: &str, width: u32, height: u32) -> Self {
+        let rate = crate::Rational { num: 25, den: 1 };
+        StreamInfo {
+            index,
+            kind: StreamKind::Video,
+            codec: codec.to_owned(),
+            profile: None,
+            bit_rate: None,
+            duration_s: None,
+            language: None,
+            disposition: Disposition::none(),
+            tags: Vec::new(),
+            detail: StreamDetail::Video(VideoInfo {
+                width,
+                height,
+                frame_rate: Some(rate),
+                average_frame_rate: Some(rate),
+                pixel_format: Some("yuv420p".to_owned()),
+                sample_aspect_ratio: None,
+                color: ColorInfo {
+                    range: None,
+                    space: None,
+                    transfer: None,
+                    primaries: None,
+                },
+                rotation_degrees: 0,
+                field_order: Some("progressive".to_owned()),
+            }),
+        }
+    }
+
+    /// The video details when this is a video stream.
+    ///
+    /// ```
+    /// let s = preset_sdk::StreamInfo::new_video(0, "vp9", 640, 480);
+    /// assert_eq!(s.video().map(|v| v.height), Some(480));
+    /// assert!(s.audio().is_none());
+    /// ```
+    pub fn video(&self) -> Option<&VideoInfo> {
+        match (&self.kind, &self.detail) {
+            (StreamKind::Video, StreamDetail::Video(video)) => Some(video),
+            _ => None,
         }
     }
 

@@ -1,9 +1,12 @@
-//! Building the plan: steps, filter graphs, outputs, encoders, analyses, and the decision that
-//! carries them, plus read-back helpers for tests.
+//! Building the plan: steps, filter graphs, outputs (files, stills, image sequences, HLS
+//! renditions), encoders, and the decision that carries them, plus read-back helpers for tests.
+//!
+//! Not here: analyses ([`crate::analysis`]), packages and documents ([`crate::package`]).
 
 use crate::{
-    AnalysisKind, AnalysisRequest, Codec, Decision, Encoder, FilterNode, Finish, MediaRef,
-    OptionValue, Output, OutputStream, Pad, RoundWork, Step, StepInput, StreamRef, Tag, Value,
+    AnalysisRequest, Codec, Decision, Document, Encoder, FilterNode, Finish, HlsPackage,
+    HlsRenditionSpec, ImageSequenceSpec, ImageSpec, MediaRef, OptionValue, Output, OutputKind,
+    OutputStream, Pad, Rational, RoundWork, Step, StepInput, StreamRef, Tag, Value,
 };
 
 impl From<f64> for Value {
@@ -437,7 +440,7 @@ impl Step {
     /// ```
     /// use preset_sdk::*;
     /// let step = Step::new("s").output(Output::new("main", "wav"));
-    /// assert_eq!(step.outputs[0].container, "wav");
+    /// assert_eq!(step.outputs[0].container(), Some("wav"));
     /// ```
     pub fn output(mut self, output: Output) -> Self {
         self.outputs.push(output);
@@ -528,6 +531,28 @@ impl Encoder {
         self
     }
 
+    /// Output pixel format (ffmpeg's name: "yuv420p", "yuvj420p", "rgb24", ...).
+    ///
+    /// ```
+    /// let e = preset_sdk::Encoder::new("libx264").pixel_format("yuv420p");
+    /// assert_eq!(e.pixel_format.as_deref(), Some("yuv420p"));
+    /// ```
+    pub fn pixel_format(mut self, pixel_format: impl Into<String>) -> Self {
+        self.pixel_format = Some(pixel_format.into());
+        self
+    }
+
+    /// Output frame rate as a fraction (`30000, 1001` for 29.97 fps).
+    ///
+    /// ```
+    /// let e = preset_sdk::Encoder::new("libx264").frame_rate(25, 1);
+    /// assert_eq!(e.frame_rate.map(|r| (r.num, r.den)), Some((25, 1)));
+    /// ```
+    pub fn frame_rate(mut self, num: i64, den: i64) -> Self {
+        self.frame_rate = Some(Rational { num, den });
+        self
+    }
+
     /// An encoder option by ffmpeg's name.
     ///
     /// ```
@@ -590,8 +615,8 @@ impl OutputStream {
 }
 
 impl Output {
-    /// An output named `name` (its role, `[a-z0-9][a-z0-9_-]{0,31}`) in container `container`
-    /// ("wav", "flac", "mp3", "m4a", "opus", ...).
+    /// A file output named `name` (its role, `[a-z0-9][a-z0-9_-]{0,31}`) in container
+    /// `container` ("wav", "flac", "mp3", "m4a", "mp4", ...): [`OutputKind::File`].
     ///
     /// ```
     /// use preset_sdk::*;
@@ -602,13 +627,95 @@ impl Output {
     /// assert_eq!(out.streams.len(), 1);
     /// ```
     pub fn new(name: impl Into<String>, container: impl Into<String>) -> Self {
+        Output::of_kind(name, OutputKind::File(container.into()))
+    }
+
+    /// An output of any kind, required, with no streams yet.
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// let out = Output::of_kind("main", OutputKind::File("mp4".into()));
+    /// assert_eq!(out.container(), Some("mp4"));
+    /// ```
+    pub fn of_kind(name: impl Into<String>, kind: OutputKind) -> Self {
         Output {
             name: name.into(),
-            container: container.into(),
+            kind,
             streams: Vec::new(),
             metadata: Vec::new(),
             muxer_options: Vec::new(),
             duration_s: None,
+            optional: false,
+        }
+    }
+
+    /// One image (JPEG, PNG, WebP, AVIF) from the output's single video stream: a poster, a
+    /// thumbnail. Seek the step's input to choose the frame.
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// let poster = Output::still("poster", ImageSpec::jpeg().quality(85))
+    ///     .video(Pad::link("v"), Encoder::new("mjpeg"));
+    /// assert!(matches!(poster.kind, OutputKind::Still(ImageSpec { format: ImageFormat::Jpeg, .. })));
+    /// ```
+    pub fn still(name: impl Into<String>, image: ImageSpec) -> Self {
+        Output::of_kind(name, OutputKind::Still(image))
+    }
+
+    /// At most `max_frames` images, stored as `<name>/0001.<ext>`, ...: sprite-sheet tiles,
+    /// thumbnails. Documents refer to the n-th with [`crate::image_ref`].
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// let sprites = Output::image_sequence("sprites", ImageSpec::jpeg(), 4)
+    ///     .video(Pad::link("tiles"), Encoder::new("mjpeg"));
+    /// assert!(matches!(sprites.kind, OutputKind::ImageSequence(ImageSequenceSpec { max_frames: 4, .. })));
+    /// ```
+    pub fn image_sequence(name: impl Into<String>, image: ImageSpec, max_frames: u32) -> Self {
+        Output::of_kind(
+            name,
+            OutputKind::ImageSequence(ImageSequenceSpec { image, max_frames }),
+        )
+    }
+
+    /// An HLS rendition (segments, init segment for fMP4, media playlist) stored under
+    /// `<name>/`; group renditions with a [`HlsPackage`]. Keep keyframes on multiples of the
+    /// segment duration (a fixed GOP, no scene-cut keyframes).
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// let r = Output::hls_rendition("360p", HlsRenditionSpec::fmp4(2.0))
+    ///     .video(Pad::link("v360"), Encoder::new("libx264").option("g", 50))
+    ///     .audio(Pad::stream(0, 1), Encoder::new("aac"));
+    /// assert_eq!(r.streams.len(), 2);
+    /// ```
+    pub fn hls_rendition(name: impl Into<String>, rendition: HlsRenditionSpec) -> Self {
+        Output::of_kind(name, OutputKind::HlsRendition(rendition))
+    }
+
+    /// Marks the output optional: if it fails, the others still complete and the job ends
+    /// `partial`.
+    ///
+    /// ```
+    /// let out = preset_sdk::Output::new("preview", "mp3").optional();
+    /// assert!(out.optional);
+    /// ```
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// The container of a file output; `None` for the other kinds.
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// assert_eq!(Output::new("main", "flac").container(), Some("flac"));
+    /// assert_eq!(Output::still("poster", ImageSpec::png()).container(), None);
+    /// ```
+    pub fn container(&self) -> Option<&str> {
+        match &self.kind {
+            OutputKind::File(container) => Some(container),
+            _ => None,
         }
     }
 
@@ -631,6 +738,18 @@ impl Output {
     /// assert_eq!(out.encoder().map(|e| e.codec.as_str()), Some("pcm_s16le"));
     /// ```
     pub fn audio(self, source: Pad, codec: impl Into<Codec>) -> Self {
+        self.stream(OutputStream::new(source, codec))
+    }
+
+    /// Adds a video stream from `source` with `codec` (the same as [`Output::audio`]; the name
+    /// says what the preset means).
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// let out = Output::new("main", "mp4").video(Pad::link("v"), Encoder::new("libx264"));
+    /// assert_eq!(out.encoder().map(|e| e.codec.as_str()), Some("libx264"));
+    /// ```
+    pub fn video(self, source: Pad, codec: impl Into<Codec>) -> Self {
         self.stream(OutputStream::new(source, codec))
     }
 
@@ -673,25 +792,6 @@ impl Output {
     /// ```
     pub fn encoder(&self) -> Option<&Encoder> {
         self.streams.first().and_then(|s| s.codec.encoder())
-    }
-}
-
-impl AnalysisRequest {
-    /// Asks for the EBU R128 loudness of audio stream `stream` of `source`; the result comes
-    /// back under `id` ([`crate::PlanRequest::loudness`]).
-    ///
-    /// ```
-    /// use preset_sdk::*;
-    /// let a = AnalysisRequest::loudness("input", MediaRef::input("main"), 0);
-    /// assert_eq!(a.kind, AnalysisKind::Loudness);
-    /// ```
-    pub fn loudness(id: impl Into<String>, source: MediaRef, stream: u32) -> Self {
-        AnalysisRequest {
-            id: id.into(),
-            source,
-            stream,
-            kind: AnalysisKind::Loudness,
-        }
     }
 }
 
@@ -753,6 +853,8 @@ impl Finish {
         Finish {
             steps: Vec::new(),
             report: Vec::new(),
+            packages: Vec::new(),
+            documents: Vec::new(),
         }
     }
 
@@ -763,6 +865,31 @@ impl Finish {
     /// ```
     pub fn step(mut self, step: Step) -> Self {
         self.steps.push(step);
+        self
+    }
+
+    /// Adds an HLS package: a master playlist over some of the job's HLS renditions, written by
+    /// the host after they are stored.
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// let finish = Finish::new().package(HlsPackage::new("master").variant("360p"));
+    /// assert_eq!(finish.packages[0].variants, ["360p"]);
+    /// ```
+    pub fn package(mut self, package: HlsPackage) -> Self {
+        self.packages.push(package);
+        self
+    }
+
+    /// Adds a document (WebVTT or JSON) the host stores beside the outputs.
+    ///
+    /// ```
+    /// use preset_sdk::*;
+    /// let finish = Finish::new().document(Document::json("summary", "{}"));
+    /// assert_eq!(finish.documents[0].name, "summary");
+    /// ```
+    pub fn document(mut self, document: Document) -> Self {
+        self.documents.push(document);
         self
     }
 

@@ -6,7 +6,7 @@
 //! Run (measure a release binary; the debug one is the default of the test harness):
 //!
 //! ```text
-//! presets-wasm/build.sh && cargo build --release -p mediahost
+//! cargo build --release -p mediahost
 //! MEDIAHOST_BIN=target/release/mediahost cargo bench -p mediahost-e2e --bench hot_load
 //! ```
 
@@ -36,7 +36,7 @@ async fn main() {
     let presets = fixtures.path().join("presets");
     std::fs::create_dir_all(&presets).unwrap();
     let original = std::fs::read(presets_dir().join("audio-convert-1.0.0.wasm"))
-        .expect("run presets-wasm/build.sh first");
+        .expect("audio-convert 1.0.0 is released in presets-wasm/released");
     std::fs::write(presets.join("audio-convert-1.0.0.wasm"), &original).unwrap();
 
     let d = Deployment::start("hot-load-bench", &presets, &[]).await;

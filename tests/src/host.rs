@@ -76,7 +76,7 @@ impl Host {
     ) -> Result<Host, String> {
         let binary = mediahost_binary();
         let presets_dir = presets_dir.to_path_buf();
-        let warnings = staleness_warnings(&binary, &presets_dir);
+        let warnings = staleness_warnings(&binary);
         let redis = Redis::start();
         let s3 = (storage == StorageKind::S3).then(|| {
             let server = S3Server::start();
@@ -241,10 +241,11 @@ pub fn mediahost_binary() -> PathBuf {
     path
 }
 
-/// Why the binary or the presets under test may be older than their sources (`cargo test` does
-/// not rebuild another package's binary, nor the wasm presets). Not an error: sources can be
-/// edited while tests run. Failing tests print it, because it may be why they fail.
-pub fn staleness_warnings(binary: &Path, presets_dir: &Path) -> Vec<String> {
+/// Why the binary under test may be older than its sources (`cargo test` does not rebuild
+/// another package's binary). Not an error: sources can be edited while tests run. Failing
+/// tests print it, because it may be why they fail. The presets are released artifacts, never
+/// stale: `released_presets.rs` checks them against their sources.
+pub fn staleness_warnings(binary: &Path) -> Vec<String> {
     let mut warnings = Vec::new();
     let repo = crate::repo_root();
     if let Some(newer) = newer_than(
@@ -260,9 +261,6 @@ pub fn staleness_warnings(binary: &Path, presets_dir: &Path) -> Vec<String> {
             binary.display(),
             newer.display()
         ));
-    }
-    if let Some(newer) = presets_newer_source(presets_dir) {
-        warnings.push(newer);
     }
     warnings
 }
@@ -288,9 +286,10 @@ fn newer_than(artifact: &Path, sources: &[PathBuf]) -> Option<PathBuf> {
     None
 }
 
-/// `<repo>/presets-wasm/dist`, which must hold at least one built preset component.
+/// `<repo>/presets-wasm/released`: the released preset artifacts, as committed (pinned by
+/// `released.lock`; `tests/tests/released_presets.rs` checks them, nothing rebuilds them).
 pub fn presets_dir() -> PathBuf {
-    let dir = crate::repo_root().join("presets-wasm/dist");
+    let dir = crate::repo_root().join(crate::released::RELEASED_DIR);
     let has_wasm = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
@@ -300,36 +299,11 @@ pub fn presets_dir() -> PathBuf {
         .unwrap_or(false);
     if !has_wasm {
         panic!(
-            "no preset components (*.wasm) in {}: run presets-wasm/build.sh first",
+            "no preset components (*.wasm) in {}: the released presets are committed there",
             dir.display()
         );
     }
     dir
-}
-
-fn presets_newer_source(dir: &Path) -> Option<String> {
-    let repo = crate::repo_root();
-    let oldest = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "wasm"))
-        .min_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    if let Some(oldest) = oldest {
-        let mut sources = vec![repo.join("preset-sdk/src"), repo.join("wit")];
-        if let Ok(entries) = std::fs::read_dir(repo.join("presets-wasm")) {
-            sources.extend(entries.flatten().map(|e| e.path().join("src")));
-        }
-        if let Some(newer) = newer_than(&oldest, &sources) {
-            return Some(format!(
-                "{} is older than {}: run presets-wasm/build.sh (scripts/test does)",
-                oldest.display(),
-                newer.display()
-            ));
-        }
-    }
-    None
 }
 
 fn wait_healthy(daemon: &mut Daemon, port: u16) -> Result<(), String> {

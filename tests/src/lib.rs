@@ -7,7 +7,10 @@
 //! - [`s3`]: a private `s3s-fs` (S3-compatible server) and a SigV4 presigner to talk to it;
 //! - [`host`]: the `mediahost serve` binary under test, one per test binary where possible;
 //! - [`deployment`]: separate `mediahost api` and `mediahost worker` processes on one Redis;
-//! - [`hostile`]: the hostile preset components, built when stale, beside the built-in presets;
+//! - [`fixture_workspace`]: fixture workspaces of components under `tests/fixtures/`, built when stale;
+//! - [`hostile`]: the hostile preset components, beside the built-in presets;
+//! - [`interface_fixtures`]: a component built from the frozen 1.0 WIT and a 2.0 one using every new output kind;
+//! - [`released`]: the released preset artifacts, their lock file and the check that pins them;
 //! - [`client`]: the HTTP calls a user makes (upload, submit, poll, download) and problem checks;
 //! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results.
 //!
@@ -16,11 +19,14 @@
 
 pub mod client;
 pub mod deployment;
+pub mod fixture_workspace;
 pub mod host;
 pub mod hostile;
+pub mod interface_fixtures;
 pub mod media;
 pub mod process;
 pub mod redis;
+pub mod released;
 pub mod s3;
 
 pub use client::{Client, Problem};

@@ -97,7 +97,8 @@ pub fn run(command: &mut Command, what: &str) -> String {
     stderr
 }
 
-fn ffmpeg() -> Command {
+/// An `ffmpeg` command that overwrites its output and prints no banner or stats.
+pub fn ffmpeg() -> Command {
     let mut command = Command::new("ffmpeg");
     command.args(["-hide_banner", "-nostdin", "-nostats", "-y"]);
     command

@@ -334,7 +334,7 @@ async fn convert(c: &Conversion) {
             "params": { "codec": c.codec, "sample_rate": c.sample_rate, "channels": c.channels },
         }))
         .await;
-    assert_eq!(job["preset"]["version"], "1.0.0", "{job:#}");
+    assert_eq!(job["preset"]["version"], "1.1.0", "{job:#}");
     let output = &job["outputs"][0];
     assert_eq!(
         output["container"], c.container,

@@ -270,7 +270,7 @@ async fn extract_audio_copies_the_aac_of_an_mp4_bit_exact() {
         "extract-mp4",
     )
     .await;
-    assert_eq!(job["preset"]["version"], "1.0.0", "{job:#}");
+    assert_eq!(job["preset"]["version"], "1.1.0", "{job:#}");
     let report = &job["report"];
     assert_eq!(report["copied"], true, "{job:#}");
     assert_eq!(report["codec"], "aac", "{job:#}");
@@ -502,7 +502,8 @@ async fn channel_normalize_5_1_to_stereo_with_itu_coefficients() {
 
 // ---- loudness-normalize 1.1.0 -------------------------------------------------------------
 
-/// Runs loudness-normalize 1.1 on `input` with `params`; checks the version, the delivery's
+/// Runs the newest loudness-normalize from 1.1 on (1.2.0: 1.1's features on interface 2.0) on
+/// `input` with `params`; checks the version, the delivery's
 /// loudness against `expect_lufs` and the true peak against the default ceiling.
 async fn normalize(label: &str, input: &Path, params: Value, expect_lufs: f64) -> Value {
     let before = media::loudness(input);
@@ -514,7 +515,7 @@ async fn normalize(label: &str, input: &Path, params: Value, expect_lufs: f64) -
         "normalize-1-1",
     )
     .await;
-    assert_eq!(job["preset"]["version"], "1.1.0", "{job:#}");
+    assert_eq!(job["preset"]["version"], "1.2.0", "{job:#}");
     let after = media::loudness(&out);
     let deviation = after.integrated - expect_lufs;
     eprintln!(
@@ -671,8 +672,9 @@ async fn loudness_versions_resolve_newest_unless_pinned() {
     let f = Fixtures::get();
     let client = Host::shared_local().client();
     for (version, expect) in [
-        (None, "1.1.0"),
-        (Some("^1"), "1.1.0"),
+        (None, "1.2.0"),
+        (Some("^1"), "1.2.0"),
+        (Some("=1.1.0"), "1.1.0"),
         (Some("=1.0.0"), "1.0.0"),
     ] {
         let job = run(
@@ -688,7 +690,7 @@ async fn loudness_versions_resolve_newest_unless_pinned() {
             job["preset"]["version"], expect,
             "version {version:?}: {job:#}"
         );
-        // 1.0.0's report has no named target; 1.1.0's does.
+        // 1.0.0's report has no named target; 1.1.0's and 1.2.0's do.
         assert_eq!(
             job["report"]["target"].is_null(),
             expect == "1.0.0",

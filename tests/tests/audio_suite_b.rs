@@ -230,7 +230,7 @@ async fn clean(label: &str, input: &Path, target: f64, channels: &str, codec: &s
             "params": { "target_lufs": target, "channels": channels, "codec": codec },
         }))
         .await;
-    assert_eq!(job["preset"]["version"], "1.0.0", "{job:#}");
+    assert_eq!(job["preset"]["version"], "1.1.0", "{job:#}");
     let (_, probe) = delivered(label, &job, target).await;
     let audio = media::audio_stream(&probe);
     let want_channels = if channels == "mono" { 1 } else { 2 };

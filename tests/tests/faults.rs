@@ -138,7 +138,7 @@ async fn jobs_survive_twenty_seconds_without_storage() {
     };
     assert_eq!(
         value(
-            r#"mediahost_jobs_finished_total{state="COMPLETED",preset="audio-convert",version="1.0.0"}"#
+            r#"mediahost_jobs_finished_total{state="COMPLETED",preset="audio-convert",version="1.1.0"}"#
         ),
         6.0
     );

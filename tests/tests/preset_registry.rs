@@ -29,7 +29,7 @@ fn audio_convert_only(d: &Path) -> PathBuf {
 fn component(file: &str) -> Vec<u8> {
     let path = presets_dir().join(file);
     std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run presets-wasm/build.sh", path.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}; a released preset is missing", path.display()))
 }
 
 async fn publish(d: &Deployment, bytes: Vec<u8>, token: Option<&str>) -> reqwest::Response {

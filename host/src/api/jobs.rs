@@ -419,26 +419,39 @@ pub async fn events(
     let first = load(&state, &id).await?;
     let jobs = state.jobs.clone();
     let stream = futures::stream::unfold(
-        (Some(first), None::<(JobState, u32, f64)>, permit),
+        (Some(first), None::<(JobState, u32, f64, String)>, permit),
         move |(next, last, permit)| {
             let jobs = jobs.clone();
             async move {
                 let mut job = next?;
                 loop {
-                    let now = (job.state, job.attempts, job.progress);
-                    if last != Some(now) {
-                        let kind = match last {
-                            Some((s, a, _)) if s == job.state && a == job.attempts => "progress",
+                    let outputs = serde_json::to_string(&job.output_progress).unwrap_or_default();
+                    let now = (job.state, job.attempts, job.progress, outputs);
+                    if last.as_ref() != Some(&now) {
+                        let kind = match &last {
+                            Some((s, a, _, _)) if *s == job.state && *a == job.attempts => {
+                                "progress"
+                            }
                             _ => "state",
                         };
-                        let data = json!({
+                        let mut data = json!({
                             "id": job.id,
                             "state": job.state,
                             "progress": job.progress,
+                            "output_progress": job.output_progress,
                             "attempts": job.attempts,
                             "next_attempt_at": job.next_attempt_at,
                             "error": job.error,
                         });
+                        if job.state.is_terminal() {
+                            data["outcome"] = json!(job.outcome);
+                            data["outputs"] = json!(
+                                job.outputs
+                                    .iter()
+                                    .map(|o| json!({"name": o.name, "kind": o.kind, "state": o.state, "error": o.error}))
+                                    .collect::<Vec<_>>()
+                            );
+                        }
                         let event = Event::default().event(kind).data(data.to_string());
                         let after = if job.state.is_terminal() {
                             None
@@ -473,12 +486,20 @@ pub async fn logs(
     Ok(Json(json!({"id": job.id, "logs": logs})))
 }
 
-/// The job as users see it: the record plus fresh download URLs.
+/// The job as users see it: the record plus fresh download URLs, for each output's main object
+/// (a package's master playlist, a rendition's media playlist) and for every object it holds.
 async fn view(state: &SharedState, job: &Job) -> Value {
+    let download = async |key: &str| -> Option<String> {
+        let key = crate::storage::ObjectKey::parse(key)?;
+        state.storage.presign_get(&key, DOWNLOAD_TTL).await.ok()
+    };
     let mut outputs = Vec::new();
     for out in &job.outputs {
         let mut v = json!({
             "name": out.name,
+            "kind": out.kind,
+            "state": out.state,
+            "optional": out.optional,
             "uri": out.uri,
             "container": out.container,
             "size_bytes": out.size_bytes,
@@ -486,10 +507,25 @@ async fn view(state: &SharedState, job: &Job) -> Value {
             "codecs": out.codecs,
             "streams": out.streams,
         });
-        if let Some(key) = crate::storage::ObjectKey::parse(&out.key)
-            && let Ok(url) = state.storage.presign_get(&key, DOWNLOAD_TTL).await
-        {
+        if let Some(error) = &out.error {
+            v["error"] = json!(error);
+        }
+        if let Some(url) = download(&out.key).await {
             v["download_url"] = json!(url);
+        }
+        if !out.objects.is_empty() {
+            let mut objects = Vec::new();
+            for object in &out.objects {
+                let mut o = json!(object);
+                if let Some(url) = download(&object.key).await {
+                    o["download_url"] = json!(url);
+                }
+                objects.push(o);
+            }
+            v["objects"] = json!(objects);
+        }
+        if !out.variants.is_empty() {
+            v["variants"] = json!(out.variants);
         }
         outputs.push(v);
     }
@@ -497,10 +533,12 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "id": job.id,
         "state": job.state,
         "progress": job.progress,
+        "output_progress": job.output_progress,
         "preset": {"name": job.preset.name, "version": job.preset.version.to_string()},
         "inputs": job.inputs,
         "params": job.params,
         "outputs": outputs,
+        "outcome": job.outcome,
         "report": job.report,
         "error": job.error,
         "attempts": job.attempts,

@@ -134,9 +134,18 @@ pub async fn get_object(
             .headers_mut()
             .insert(header::CONTENT_LENGTH, size.into());
     }
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/octet-stream"),
-    );
+    let meta = local.meta(&key).await;
+    let content_type = meta
+        .as_ref()
+        .and_then(|m| header::HeaderValue::from_str(&m.content_type).ok())
+        .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    if let Some(meta) = meta {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(meta.cache.header()),
+        );
+    }
     Ok(response)
 }

@@ -21,7 +21,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{ErrorCode, JobError};
-use crate::job::{Job, JobState, OutputRecord, RECORD_TTL_S, now_rfc3339, unix_ms};
+use crate::job::{
+    Job, JobState, Outcome, OutputProgress, OutputRecord, OutputState, Progress, RECORD_TTL_S,
+    now_rfc3339, unix_ms,
+};
 use crate::metrics::{Event, Metrics};
 use crate::queue::Delivery;
 use crate::webhook::Outbox;
@@ -374,6 +377,12 @@ impl Lifecycle {
                 child_s,
             } => {
                 job.progress = 1.0;
+                let partial = outputs.iter().any(|o| o.state == OutputState::Failed);
+                job.outcome = Some(if partial {
+                    Outcome::Partial
+                } else {
+                    Outcome::Complete
+                });
                 job.outputs = outputs;
                 job.report = Some(report);
                 job.timings.ffmpeg_s = Some(child_s);
@@ -473,17 +482,31 @@ impl Lifecycle {
         Err(last.expect("five attempts ran"))
     }
 
-    /// Stores the progress of `consumer`'s attempt (0..1) without rewriting the record.
+    /// Stores the progress of `consumer`'s attempt (the job's and each output's, 0..1) without
+    /// rewriting the record.
     pub async fn progress(
         &self,
         id: &Uuid,
         consumer: &str,
-        fraction: f64,
+        progress: &Progress,
     ) -> redis::RedisResult<()> {
+        let round = |f: f64| (f * 100.0).round() / 100.0;
+        let outputs: std::collections::BTreeMap<&str, OutputProgress> = progress
+            .outputs
+            .iter()
+            .map(|(name, o)| {
+                let o = OutputProgress {
+                    state: o.state,
+                    progress: round(o.progress),
+                };
+                (name.as_str(), o)
+            })
+            .collect();
         let _: i64 = PROGRESS
             .key(self.keys.live(id))
             .arg(consumer)
-            .arg((fraction * 100.0).round() / 100.0)
+            .arg(round(progress.fraction))
+            .arg(serde_json::to_string(&outputs).unwrap_or_default())
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(())

@@ -304,24 +304,46 @@ async fn a_retryable_failure_is_scheduled_and_the_last_one_is_dead() {
 
 #[tokio::test]
 async fn progress_is_merged_on_read_without_rewriting_the_record() {
+    use crate::job::{OutputPhase, OutputProgress, Progress};
     let (f, job, held) = running().await;
     let before = f.raw(&job).await;
+    let output = |state, progress| OutputProgress { state, progress };
+    let mine = Progress {
+        fraction: 0.4321,
+        outputs: [
+            ("720p".to_owned(), output(OutputPhase::Completed, 1.0)),
+            ("1080p".to_owned(), output(OutputPhase::Running, 0.4012)),
+        ]
+        .into(),
+    };
     f.lifecycle
-        .progress(&job.id, "worker-a", 0.4321)
+        .progress(&job.id, "worker-a", &mine)
         .await
         .unwrap();
+    let other = Progress {
+        fraction: 0.9,
+        outputs: [("720p".to_owned(), output(OutputPhase::Failed, 0.0))].into(),
+    };
     f.lifecycle
-        .progress(&job.id, "worker-b", 0.9)
+        .progress(&job.id, "worker-b", &other)
         .await
         .unwrap();
     assert_eq!(f.raw(&job).await, before);
+    let seen = f.state(&job).await;
+    assert_eq!(seen.progress, 0.43, "only the holder's progress counts");
     assert_eq!(
-        f.state(&job).await.progress,
-        0.43,
-        "only the holder's progress counts"
+        seen.output_progress["1080p"],
+        output(OutputPhase::Running, 0.4),
+        "each output's progress is merged in"
     );
+    assert_eq!(seen.output_progress["720p"].state, OutputPhase::Completed);
     f.finish(&held, completed()).await.unwrap();
-    assert_eq!(f.state(&job).await.progress, 1.0);
+    let done = f.state(&job).await;
+    assert_eq!(done.progress, 1.0);
+    assert!(
+        done.output_progress.is_empty(),
+        "a finished job's outputs carry their own state"
+    );
 }
 
 /// Whether a job's log ends with the line that says it reached its limit.

@@ -28,7 +28,7 @@ use super::registry::{self, Listing, Origin, Preset, PresetRecord, Registry};
 use super::runtime::{CompiledFrom, Runtime};
 use crate::error::{ApiError, ErrorCode};
 use crate::job::now_rfc3339;
-use crate::storage::{ObjectKey, Storage, StorageError};
+use crate::storage::{CachePolicy, ObjectKey, ObjectMeta, Storage, StorageError};
 
 /// The largest component the catalog accepts.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
@@ -164,7 +164,11 @@ impl Catalog {
     /// process can see an index entry whose bytes are missing.
     async fn index(&self, record: &PresetRecord, bytes: Bytes) -> Result<Indexed, ApiError> {
         self.storage
-            .put_bytes(&blob_key(&record.sha256), bytes, "application/wasm")
+            .put_bytes(
+                &blob_key(&record.sha256),
+                bytes,
+                &ObjectMeta::new("application/wasm", CachePolicy::Immutable),
+            )
             .await
             .map_err(storage_failed)?;
         let json = serde_json::to_string(record).map_err(ApiError::internal)?;
@@ -184,7 +188,11 @@ impl Catalog {
         if let Some(object) = record_key(&record.name, &record.version)
             && let Err(e) = self
                 .storage
-                .put_bytes(&object, Bytes::from(json), "application/json")
+                .put_bytes(
+                    &object,
+                    Bytes::from(json),
+                    &ObjectMeta::new("application/json", CachePolicy::Revalidate),
+                )
                 .await
         {
             // The index in Redis is what processes read; the object is a copy for operators.

@@ -1,4 +1,6 @@
-//! The local-directory backend: objects are files under `<data-dir>/objects`.
+//! The local-directory backend: objects are files under `<data-dir>/objects`, and what an object
+//! is served with (content type, cache policy) a small file at the same key under
+//! `<data-dir>/object-meta`, written before the object appears.
 //!
 //! The host itself serves the signed upload and download URLs (`/v1/objects/{key}`), signed with
 //! an HMAC key kept in the data directory so that API and worker processes on one machine agree.
@@ -14,10 +16,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectKey, StorageError};
+use super::{CachePolicy, ObjectKey, ObjectMeta, StorageError};
 
 pub struct LocalStorage {
     root: PathBuf,
+    meta_root: PathBuf,
     public_url: String,
     key: Vec<u8>,
 }
@@ -27,9 +30,12 @@ impl LocalStorage {
     pub fn open(data_dir: &Path, public_url: &str) -> anyhow::Result<Self> {
         let root = data_dir.join("objects");
         std::fs::create_dir_all(&root)?;
+        let meta_root = data_dir.join("object-meta");
+        std::fs::create_dir_all(&meta_root)?;
         let key = signing_key(&data_dir.join("url-signing.key"))?;
         Ok(Self {
             root,
+            meta_root,
             public_url: public_url.trim_end_matches('/').to_owned(),
             key,
         })
@@ -127,13 +133,68 @@ impl LocalStorage {
         }
     }
 
-    pub async fn upload(&self, src: &Path, key: &ObjectKey) -> Result<(), StorageError> {
+    pub async fn upload(
+        &self,
+        src: &Path,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+    ) -> Result<(), StorageError> {
         let file = tokio::fs::File::open(src)
             .await
             .map_err(|e| StorageError::Failed(format!("cannot read {}: {e}", src.display())))?;
+        self.write_meta(key, meta).await?;
         self.write(key, tokio_util::io::ReaderStream::new(file))
             .await?;
         Ok(())
+    }
+
+    pub async fn put_bytes(
+        &self,
+        key: &ObjectKey,
+        bytes: bytes::Bytes,
+        meta: &ObjectMeta,
+    ) -> Result<(), StorageError> {
+        self.write_meta(key, meta).await?;
+        self.write(
+            key,
+            futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Records what `key` is served with, atomically, before the object itself is written.
+    async fn write_meta(&self, key: &ObjectKey, meta: &ObjectMeta) -> Result<(), StorageError> {
+        let dest = self.meta_root.join(key.as_str());
+        let parent = dest.parent().expect("object paths have a parent");
+        let fail = |e: std::io::Error| StorageError::Failed(format!("writing '{key}' meta: {e}"));
+        tokio::fs::create_dir_all(parent).await.map_err(fail)?;
+        let tmp = parent.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+        let cache = match meta.cache {
+            CachePolicy::Immutable => "immutable",
+            CachePolicy::ShortLived => "short-lived",
+            CachePolicy::Revalidate => "revalidate",
+        };
+        tokio::fs::write(&tmp, format!("{}\n{cache}\n", meta.content_type))
+            .await
+            .map_err(fail)?;
+        tokio::fs::rename(&tmp, &dest).await.map_err(fail)
+    }
+
+    /// What `key` is served with; `None` for objects stored without it (client uploads).
+    pub async fn meta(&self, key: &ObjectKey) -> Option<ObjectMeta> {
+        let text = tokio::fs::read_to_string(self.meta_root.join(key.as_str()))
+            .await
+            .ok()?;
+        let mut lines = text.lines();
+        let content_type = lines.next()?;
+        let cache = match lines.next()? {
+            "immutable" => CachePolicy::Immutable,
+            "short-lived" => CachePolicy::ShortLived,
+            "revalidate" => CachePolicy::Revalidate,
+            _ => return None,
+        };
+        Some(ObjectMeta::new(content_type, cache))
     }
 
     /// Writes a stream to an object atomically: a partial upload is never visible.
@@ -279,6 +340,35 @@ mod tests {
         assert!(s.verify("PUT", &key, expires, Some(1000), sig));
         assert!(!s.verify("PUT", &key, expires, Some(1001), sig));
         assert!(!s.verify("PUT", &key, expires, None, sig));
+    }
+
+    #[tokio::test]
+    async fn an_object_keeps_what_it_is_served_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap();
+        let key = ObjectKey::parse("jobs/j/720p/index.m3u8").unwrap();
+        let meta = ObjectMeta::for_output("index.m3u8");
+        store
+            .put_bytes(&key, bytes::Bytes::from_static(b"#EXTM3U\n"), &meta)
+            .await
+            .unwrap();
+        assert_eq!(store.meta(&key).await, Some(meta));
+        assert_eq!(store.read(&key).await.unwrap(), b"#EXTM3U\n");
+        let upload = ObjectKey::parse("uploads/u/in.wav").unwrap();
+        store
+            .write(
+                &upload,
+                futures::stream::iter([Ok::<_, std::convert::Infallible>(
+                    bytes::Bytes::from_static(b"RIFF"),
+                )]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.meta(&upload).await,
+            None,
+            "client uploads carry no meta"
+        );
     }
 
     #[tokio::test]

@@ -41,6 +41,79 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
+/// How long caches may keep an object, sent as its `Cache-Control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// Never rewritten once complete under its name: HLS segments, init segments, images of a
+    /// sequence.
+    Immutable,
+    /// Read again soon: playlists, which players poll and a retried job may rewrite.
+    ShortLived,
+    /// Cached only after checking it is still current: files, stills, documents, manifests.
+    Revalidate,
+}
+
+impl CachePolicy {
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Immutable => "public, max-age=31536000, immutable",
+            Self::ShortLived => "public, max-age=10",
+            Self::Revalidate => "no-cache",
+        }
+    }
+}
+
+/// What a stored object is served with: its media type and cache policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub content_type: String,
+    pub cache: CachePolicy,
+}
+
+impl ObjectMeta {
+    pub fn new(content_type: &str, cache: CachePolicy) -> Self {
+        Self {
+            content_type: content_type.to_owned(),
+            cache,
+        }
+    }
+
+    /// The media type and cache policy of an output object, from its file name: the one place
+    /// that decides how packaged outputs are served.
+    pub fn for_output(file_name: &str) -> Self {
+        let ext = file_name.rsplit_once('.').map_or("", |(_, e)| e);
+        let (content_type, cache) = match ext {
+            "m3u8" => ("application/vnd.apple.mpegurl", CachePolicy::ShortLived),
+            "m4s" => ("video/iso.segment", CachePolicy::Immutable),
+            "ts" => ("video/mp2t", CachePolicy::Immutable),
+            "vtt" => ("text/vtt", CachePolicy::Revalidate),
+            "json" => ("application/json", CachePolicy::Revalidate),
+            "jpg" | "jpeg" => ("image/jpeg", CachePolicy::Revalidate),
+            "png" => ("image/png", CachePolicy::Revalidate),
+            "webp" => ("image/webp", CachePolicy::Revalidate),
+            "avif" => ("image/avif", CachePolicy::Revalidate),
+            "mp4" => ("video/mp4", CachePolicy::Revalidate),
+            "mov" => ("video/quicktime", CachePolicy::Revalidate),
+            "m4a" => ("audio/mp4", CachePolicy::Revalidate),
+            "mkv" => ("video/x-matroska", CachePolicy::Revalidate),
+            "webm" => ("video/webm", CachePolicy::Revalidate),
+            "wav" => ("audio/wav", CachePolicy::Revalidate),
+            "flac" => ("audio/flac", CachePolicy::Revalidate),
+            "mp3" => ("audio/mpeg", CachePolicy::Revalidate),
+            "ogg" | "opus" => ("audio/ogg", CachePolicy::Revalidate),
+            "aac" | "adts" => ("audio/aac", CachePolicy::Revalidate),
+            _ => ("application/octet-stream", CachePolicy::Revalidate),
+        };
+        let mut meta = Self::new(content_type, cache);
+        // An fMP4 init segment is rewritten by nothing once its rendition is stored, like the
+        // segments that need it.
+        if file_name.ends_with("init.mp4") {
+            meta.cache = CachePolicy::Immutable;
+        }
+        meta
+    }
+}
+
 /// A storage failure, with whether the object was simply absent.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -125,34 +198,30 @@ impl Storage {
         }
     }
 
+    /// Stores a file as an object served with `meta` (its content type and cache policy).
     pub async fn upload(
         &self,
         src: &Path,
         key: &ObjectKey,
-        content_type: &str,
+        meta: &ObjectMeta,
     ) -> Result<(), StorageError> {
         match self {
-            Self::Local(s) => s.upload(src, key).await,
-            Self::S3(s) => s.upload(src, key, content_type).await,
+            Self::Local(s) => s.upload(src, key, meta).await,
+            Self::S3(s) => s.upload(src, key, meta).await,
         }
     }
 
-    /// Writes a small object from memory (preset components and their records).
+    /// Writes a small object from memory (preset components and their records, playlists and
+    /// documents the host writes).
     pub async fn put_bytes(
         &self,
         key: &ObjectKey,
         bytes: bytes::Bytes,
-        content_type: &str,
+        meta: &ObjectMeta,
     ) -> Result<(), StorageError> {
         match self {
-            Self::Local(s) => s
-                .write(
-                    key,
-                    futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]),
-                )
-                .await
-                .map(|_| ()),
-            Self::S3(s) => s.put_bytes(key, bytes, content_type).await,
+            Self::Local(s) => s.put_bytes(key, bytes, meta).await,
+            Self::S3(s) => s.put_bytes(key, bytes, meta).await,
         }
     }
 
@@ -188,7 +257,39 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
-    use super::ObjectKey;
+    use super::{CachePolicy, ObjectKey, ObjectMeta};
+
+    #[test]
+    fn packaged_outputs_are_served_with_their_media_type_and_cache_policy() {
+        for (name, content_type, cache) in [
+            (
+                "720p/index.m3u8",
+                "application/vnd.apple.mpegurl",
+                CachePolicy::ShortLived,
+            ),
+            (
+                "ladder.m3u8",
+                "application/vnd.apple.mpegurl",
+                CachePolicy::ShortLived,
+            ),
+            ("720p/init.mp4", "video/mp4", CachePolicy::Immutable),
+            (
+                "720p/seg_00001.m4s",
+                "video/iso.segment",
+                CachePolicy::Immutable,
+            ),
+            ("720p/seg_00001.ts", "video/mp2t", CachePolicy::Immutable),
+            ("thumbs.vtt", "text/vtt", CachePolicy::Revalidate),
+            ("main.mp4", "video/mp4", CachePolicy::Revalidate),
+            ("poster.webp", "image/webp", CachePolicy::Revalidate),
+        ] {
+            assert_eq!(
+                ObjectMeta::for_output(name),
+                ObjectMeta::new(content_type, cache),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn keys_cannot_escape_or_smuggle() {

@@ -12,7 +12,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectKey, StorageError};
+use super::{ObjectKey, ObjectMeta, StorageError};
 
 pub struct S3Storage {
     client: Client,
@@ -159,7 +159,7 @@ impl S3Storage {
         &self,
         src: &Path,
         key: &ObjectKey,
-        content_type: &str,
+        meta: &ObjectMeta,
     ) -> Result<(), StorageError> {
         let body = ByteStream::from_path(src)
             .await
@@ -168,7 +168,8 @@ impl S3Storage {
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .content_type(content_type)
+            .content_type(&meta.content_type)
+            .cache_control(meta.cache.header())
             .body(body)
             .send()
             .await
@@ -180,13 +181,14 @@ impl S3Storage {
         &self,
         key: &ObjectKey,
         bytes: bytes::Bytes,
-        content_type: &str,
+        meta: &ObjectMeta,
     ) -> Result<(), StorageError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .content_type(content_type)
+            .content_type(&meta.content_type)
+            .cache_control(meta.cache.header())
             .body(ByteStream::from(bytes))
             .send()
             .await

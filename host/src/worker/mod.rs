@@ -10,6 +10,7 @@
 //! Not here: the state changes themselves (`lifecycle`), one job's steps (`pipeline`).
 
 pub mod pipeline;
+
 pub mod scratch_lock;
 
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::{ErrorCode, JobError};
-use crate::job::JobState;
+use crate::job::{JobState, Progress};
 use crate::lifecycle::{Ending, Held, Lifecycle, Start};
 use crate::metrics::{ChildCpu, Metrics};
 use crate::queue::{Delivery, Queue};
@@ -246,7 +247,7 @@ impl Worker {
             // The record came back from Redis: check it again before it steers any download.
             .map(|p| crate::recheck::record(job, &p, &self.ctx.storage).map(|_| p));
 
-        let (progress_tx, progress_rx) = watch::channel(0.0);
+        let (progress_tx, progress_rx) = watch::channel(Progress::default());
         let progress = tokio::spawn(persist_progress(
             self.lifecycle.clone(),
             job.id,
@@ -411,11 +412,11 @@ async fn persist_progress(
     lifecycle: Lifecycle,
     id: Uuid,
     consumer: String,
-    mut rx: watch::Receiver<f64>,
+    mut rx: watch::Receiver<Progress>,
 ) {
     while rx.changed().await.is_ok() {
-        let fraction = *rx.borrow_and_update();
-        if let Err(e) = lifecycle.progress(&id, &consumer, fraction).await {
+        let progress = rx.borrow_and_update().clone();
+        if let Err(e) = lifecycle.progress(&id, &consumer, &progress).await {
             tracing::debug!(error = %e, "could not store progress");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

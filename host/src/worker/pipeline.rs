@@ -17,17 +17,16 @@ use tokio::sync::watch;
 
 use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools, jail, output, render};
-use crate::job::{Job, JobStore, OutputRecord, StreamSummary};
+use crate::job::{Job, JobStore, OutputKind, OutputRecord, OutputState, Progress, StreamSummary};
 use crate::media::{analysis, probe};
 use crate::model;
-use crate::plan::allowlist;
 use crate::plan::session::{self, Executor, LogLine, Sandboxed, Session, Stage, Written, clip};
 use crate::plan::validate::{ValidatedAnalysis, ValidatedStep};
 use crate::preset::catalog::Catalog;
 use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::preset::runtime::{Lane, Runtime};
-use crate::storage::{ObjectKey, Storage, StorageError};
+use crate::storage::{ObjectKey, ObjectMeta, Storage, StorageError};
 
 /// What a worker needs to run jobs.
 pub struct Context {
@@ -171,7 +170,7 @@ pub async fn run(
     ctx: &Context,
     job: &Job,
     preset: &Arc<Preset>,
-    progress: &watch::Sender<f64>,
+    progress: &watch::Sender<Progress>,
 ) -> Result<Finished, JobError> {
     let scratch = Scratch::create(&ctx.scratch_root, job, ctx.tools.jail.drop_user)?;
     let mut run = Run {
@@ -244,7 +243,7 @@ struct Run<'a> {
     /// Files the finish steps wrote, to publish.
     delivered: Vec<render::RenderedOutput>,
     child_s: f64,
-    progress: &'a watch::Sender<f64>,
+    progress: &'a watch::Sender<Progress>,
 }
 
 impl Run<'_> {
@@ -254,9 +253,9 @@ impl Run<'_> {
 
     fn advance(&self, to: f64) {
         self.progress.send_if_modified(|p| {
-            let changed = to > *p;
+            let changed = to > p.fraction;
             if changed {
-                *p = to.min(0.99);
+                p.fraction = to.min(0.99);
             }
             changed
         });
@@ -391,7 +390,7 @@ impl Run<'_> {
         .await;
 
         let media_s = self.step_media_s(step.step());
-        let start = *self.progress.borrow();
+        let start = self.progress.borrow().fraction;
         let span = if deliver {
             0.95 - start
         } else {
@@ -408,9 +407,9 @@ impl Run<'_> {
                 if media_s > 0.0 {
                     let to = start + span * (t / media_s).clamp(0.0, 1.0);
                     progress.send_if_modified(|p| {
-                        let changed = to > *p + 0.01;
+                        let changed = to > p.fraction + 0.01;
                         if changed {
-                            *p = to;
+                            p.fraction = to;
                         }
                         changed
                     });
@@ -592,7 +591,7 @@ impl Run<'_> {
                 .upload(
                     &checked.fd_path(),
                     &key,
-                    allowlist::content_type(&file.container),
+                    &ObjectMeta::for_output(key.as_str()),
                 )
                 .await
                 .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
@@ -613,7 +612,11 @@ impl Run<'_> {
             ObjectKey::parse(&format!("jobs/{}/manifest.json", self.job.id)).expect("a valid key");
         self.ctx
             .storage
-            .upload(&manifest_path, &key, "application/json")
+            .upload(
+                &manifest_path,
+                &key,
+                &ObjectMeta::for_output("manifest.json"),
+            )
             .await
             .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
         Ok(records)
@@ -656,6 +659,10 @@ fn output_record(
         .collect();
     OutputRecord {
         name: file.name.clone(),
+        kind: OutputKind::File,
+        state: OutputState::Completed,
+        optional: false,
+        error: None,
         uri: storage.uri(key),
         key: key.to_string(),
         container: file.container.clone(),
@@ -663,6 +670,8 @@ fn output_record(
         duration_s: info.container.duration_s,
         codecs: streams.iter().map(|s| s.codec.clone()).collect(),
         streams,
+        objects: Vec::new(),
+        variants: Vec::new(),
     }
 }
 

@@ -19,7 +19,7 @@ fn plan(request: PlanRequest) -> Result<(String, Encoder, Finish), Refusal> {
         .expect("output main")
         .clone();
     Ok((
-        output.container.clone(),
+        output.container().unwrap().to_owned(),
         output.encoder().expect("encoded").clone(),
         finish,
     ))
@@ -30,7 +30,7 @@ fn describe_declares_codec_default_and_optional_ranges() {
     let d = AudioConvert::describe();
     assert_eq!(
         (d.name.as_str(), d.version.as_str()),
-        ("audio-convert", "1.0.0")
+        ("audio-convert", "1.1.0")
     );
     assert!(
         matches!(&d.param_spec("codec").unwrap().kind, ParamKind::Choice(c) if c.default.as_deref() == Some("flac") && c.options.len() == 5)

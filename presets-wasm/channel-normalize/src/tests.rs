@@ -188,7 +188,7 @@ fn sample_rate_and_bit_depth_pick_the_encoder() {
         );
         let output = &finish.steps[0].outputs[0];
         let e = output.encoder().unwrap();
-        assert_eq!(output.container, codec);
+        assert_eq!(output.container(), Some(codec));
         assert_eq!(
             (e.codec.as_str(), e.sample_format.as_deref()),
             (encoder, sample_format),

@@ -60,7 +60,7 @@ fn describe_declares_the_speech_params() {
     let d = DialogueClean::describe();
     assert_eq!(
         (d.name.as_str(), d.version.as_str()),
-        ("dialogue-clean", "1.0.0")
+        ("dialogue-clean", "1.1.0")
     );
     let names: Vec<_> = d.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
@@ -192,7 +192,7 @@ fn cleaned_audio_with_room_under_the_ceiling_gets_plain_gain() {
         step.find_filter("volume").unwrap().arg_value("volume"),
         Some(&Value::from("-2.00dB"))
     );
-    assert_eq!(step.outputs[0].container, "flac");
+    assert_eq!(step.outputs[0].container(), Some("flac"));
     assert_eq!(finish.report_value("limited"), Some(&Value::Boolean(false)));
     assert_eq!(
         finish.report_value("working_gain_db"),
@@ -241,7 +241,7 @@ fn a_hot_peak_goes_through_measured_limiter_passes() {
         finish.steps[0].inputs[0].source,
         MediaRef::produced("pass2")
     );
-    assert_eq!(finish.steps[0].outputs[0].container, "mp3");
+    assert_eq!(finish.steps[0].outputs[0].container(), Some("mp3"));
     assert_eq!(finish.report_value("passes"), Some(&Value::Integer(2)));
     assert_eq!(
         finish.report_value("output_integrated_lufs"),

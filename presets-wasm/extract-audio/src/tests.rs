@@ -51,7 +51,7 @@ fn outcome(finish: &Finish) -> (u32, String, bool) {
     };
     (
         source.stream,
-        output.container.clone(),
+        output.container().unwrap().to_owned(),
         output.streams[0].codec == Codec::Copy,
     )
 }

@@ -17,9 +17,12 @@ fn wav_input() -> MediaInfo {
 fn request(input: MediaInfo) -> PlanRequest {
     PlanRequest::new(1)
         .with_input("main", input)
+        .with_param("target", "custom")
         .with_param("target_lufs", -16.0)
         .with_param("true_peak_db", -1.5)
         .with_param("codec", "auto")
+        .with_param("lower_only", false)
+        .with_param("mode", "correct")
 }
 
 fn finish(decision: &Decision) -> &Finish {
@@ -80,7 +83,7 @@ fn drive(
         };
         for step in &work.steps {
             let output = &step.outputs[0];
-            let info = MediaInfo::new(&[output.container.as_str()])
+            let info = MediaInfo::new(&[output.container().unwrap()])
                 .with_stream(StreamInfo::new_audio(0, "pcm_f32le", 22_050, 1));
             request = request.with_intermediate(output.name.clone(), info);
         }
@@ -103,16 +106,33 @@ fn drive(
 }
 
 #[test]
-fn describe_matches_the_crate_and_declares_the_params() {
+fn describe_matches_the_manifest_and_declares_the_params() {
     let d = LoudnessNormalize::describe();
     assert_eq!(
         (d.name.as_str(), d.version.as_str()),
-        ("loudness-normalize", "1.0.0")
+        ("loudness-normalize", "1.2.0")
     );
+    // build.sh names the dist file from [package.metadata.preset]: it must say the same.
+    let manifest = include_str!("../Cargo.toml");
+    let table = &manifest[manifest.find("[package.metadata.preset]").unwrap()..];
+    assert!(table.contains("name = \"loudness-normalize\"\n"), "{table}");
+    assert!(table.contains("version = \"1.2.0\"\n"), "{table}");
     assert_eq!(d.inputs.len(), 1);
     assert!(d.inputs[0].required);
     let names: Vec<_> = d.params.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["target_lufs", "true_peak_db", "lra", "codec"]);
+    assert_eq!(
+        names,
+        [
+            "target",
+            "target_lufs",
+            "true_peak_db",
+            "lra",
+            "codec",
+            "lower_only",
+            "mode",
+            "stream"
+        ]
+    );
     assert!(d.params.iter().all(|p| !p.required));
     assert!(matches!(
         d.param_spec("lra").unwrap().kind,
@@ -185,7 +205,7 @@ fn quiet_input_with_headroom_gets_one_linear_gain() {
     let output = step.find_output("main").unwrap();
     assert_eq!(
         (
-            output.container.as_str(),
+            output.container().unwrap(),
             output.encoder().unwrap().codec.as_str()
         ),
         ("wav", "pcm_s16le")
@@ -250,7 +270,7 @@ fn peaks_over_the_ceiling_start_a_limited_pass() {
     let output = step.find_output("pass1").unwrap();
     assert_eq!(
         (
-            output.container.as_str(),
+            output.container().unwrap(),
             output.encoder().unwrap().codec.as_str()
         ),
         ("wav", "pcm_f32le")
@@ -271,7 +291,7 @@ fn a_pass_on_target_is_encoded_to_the_final_format() {
     assert_eq!(step.inputs, [StepInput::new(MediaRef::produced("pass1"))]);
     assert!(step.graph.is_empty());
     let output = step.find_output("main").unwrap();
-    assert_eq!(output.container, "mp3");
+    assert_eq!(output.container(), Some("mp3"));
     assert_eq!(output.encoder().unwrap().bit_rate, Some(320_000));
     assert_eq!(finish.report_value("limited"), Some(&Value::Boolean(true)));
     assert_eq!(finish.report_value("passes"), Some(&Value::from(1)));
@@ -633,4 +653,233 @@ fn real_ffmpeg_reaches_the_target() {
     }
     std::fs::remove_dir_all(&dir).ok();
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+// ---- 1.1.0 --------------------------------------------------------------------------------
+
+#[test]
+fn named_targets_override_target_lufs() {
+    for (name, lufs) in [
+        ("ebu-r128", -23.0),
+        ("atsc-a85", -24.0),
+        ("podcast", -16.0),
+        ("streaming", -14.0),
+        ("custom", -30.0),
+    ] {
+        let (outcome, _) = drive(
+            request(wav_input())
+                .with_param("target", name)
+                .with_param("target_lufs", -30.0),
+            Loudness::new(-40.0, -35.0, 1.2),
+            |_| unreachable!("no limiter pass"),
+        );
+        let decision = outcome.unwrap();
+        let finish = finish(&decision);
+        assert_eq!(report_f64(finish, "target_lufs"), lufs, "{name}");
+        assert_eq!(report_f64(finish, "gain_db"), lufs + 40.0, "{name}");
+        assert_eq!(finish.report_value("target"), Some(&Value::from(name)));
+    }
+}
+
+#[test]
+fn lower_only_keeps_a_quiet_input_at_gain_zero() {
+    let (outcome, rounds) = drive(
+        request(wav_input())
+            .with_param("target", "podcast")
+            .with_param("lower_only", true),
+        Loudness::new(-40.0, -21.3, 1.2),
+        |_| unreachable!("no limiter pass"),
+    );
+    assert_eq!(rounds, 2);
+    let decision = outcome.unwrap();
+    let finish = finish(&decision);
+    assert_eq!(report_f64(finish, "gain_db"), 0.0);
+    assert_eq!(report_f64(finish, "effective_target_lufs"), -40.0);
+    assert_eq!(report_f64(finish, "target_lufs"), -16.0);
+    assert_eq!(
+        finish.steps[0]
+            .find_filter("volume")
+            .unwrap()
+            .arg_value("volume"),
+        Some(&Value::from("0.00dB"))
+    );
+}
+
+#[test]
+fn lower_only_still_turns_a_loud_input_down() {
+    let (outcome, _) = drive(
+        request(wav_input())
+            .with_param("target_lufs", -23.0)
+            .with_param("lower_only", true),
+        Loudness::new(-12.0, -0.5, 3.0),
+        |_| unreachable!("no limiter pass"),
+    );
+    let decision = outcome.unwrap();
+    assert_eq!(report_f64(finish(&decision), "gain_db"), -11.0);
+}
+
+#[test]
+fn lower_only_limits_peaks_over_the_ceiling_at_the_input_loudness() {
+    // -30 LUFS with a 0 dBTP spike: quieter than -16, but over the -1.5 ceiling.
+    let input = Loudness::new(-30.0, 0.0, 3.0);
+    let (outcome, _) = drive(
+        request(wav_input()).with_param("lower_only", true),
+        input,
+        |step| model_limiter(&input, step),
+    );
+    let decision = outcome.unwrap();
+    let finish = finish(&decision);
+    assert_eq!(finish.report_value("limited"), Some(&Value::Boolean(true)));
+    assert!((report_f64(finish, "output_integrated_lufs") - -30.0).abs() <= 0.2);
+    assert!(report_f64(finish, "output_true_peak_dbtp") <= -1.5);
+}
+
+#[test]
+fn measure_mode_reports_and_writes_nothing() {
+    let (outcome, rounds) = drive(
+        request(wav_input())
+            .with_param("mode", "measure")
+            .with_param("target", "ebu-r128"),
+        speech(),
+        |_| unreachable!("no pass"),
+    );
+    assert_eq!(rounds, 2);
+    let decision = outcome.unwrap();
+    let finish = finish(&decision);
+    assert!(finish.steps.is_empty(), "measure mode writes no audio");
+    assert_eq!(report_f64(finish, "input_integrated_lufs"), -20.3);
+    assert_eq!(report_f64(finish, "input_true_peak_dbtp"), -1.6);
+    assert_eq!(report_f64(finish, "gain_db"), -2.7);
+    assert_eq!(finish.report_value("mode"), Some(&Value::from("measure")));
+    assert_eq!(
+        finish.report_value("would_limit"),
+        Some(&Value::Boolean(false))
+    );
+}
+
+/// A film: video, English AAC, German AAC (the one to normalize), subtitles, a data stream.
+fn film(formats: &[&str]) -> MediaInfo {
+    let mut video = StreamInfo::new_audio(0, "h264", 0, 0);
+    video.kind = StreamKind::Video;
+    video.detail = StreamDetail::Other;
+    let mut subtitles = StreamInfo::new_audio(3, "subrip", 0, 0);
+    subtitles.kind = StreamKind::Subtitle;
+    subtitles.detail = StreamDetail::Other;
+    let mut data = StreamInfo::new_audio(4, "bin_data", 0, 0);
+    data.kind = StreamKind::Data;
+    data.detail = StreamDetail::Other;
+    MediaInfo::new(formats)
+        .with_stream(video)
+        .with_stream(StreamInfo::new_audio(1, "aac", 48_000, 2).with_default())
+        .with_stream(StreamInfo::new_audio(2, "aac", 48_000, 2))
+        .with_stream(subtitles)
+        .with_stream(data)
+}
+
+/// (source, copied) of each output stream.
+fn output_streams(step: &Step) -> Vec<(Pad, bool)> {
+    step.outputs[0]
+        .streams
+        .iter()
+        .map(|s| (s.source.clone(), s.codec == Codec::Copy))
+        .collect()
+}
+
+#[test]
+fn a_chosen_stream_is_normalized_and_the_others_kept() {
+    let (outcome, _) = drive(
+        request(film(&["matroska", "webm"])).with_param("stream", 2),
+        Loudness::new(-30.0, -22.0, 3.0),
+        |_| unreachable!("no limiter pass"),
+    );
+    let decision = outcome.unwrap();
+    let finish = finish(&decision);
+    let step = &finish.steps[0];
+    assert_eq!(
+        step.find_filter("volume").unwrap().inputs,
+        [Pad::stream(0, 2)]
+    );
+    assert_eq!(step.outputs[0].container(), Some("mkv"));
+    assert_eq!(
+        output_streams(step),
+        [
+            (Pad::stream(0, 0), true),
+            (Pad::stream(0, 1), true),
+            (Pad::link("normalized"), false),
+            (Pad::stream(0, 3), true),
+        ]
+    );
+    assert_eq!(
+        finish.report_value("kept_streams"),
+        Some(&Value::from("0,1,3"))
+    );
+    assert_eq!(finish.report_value("codec"), Some(&Value::from("aac")));
+}
+
+#[test]
+fn an_mp4_stays_mp4_when_its_audio_stays_aac() {
+    let formats = ["mov", "mp4", "m4a", "3gp", "3g2", "mj2"];
+    let (outcome, _) = drive(
+        request(film(&formats)).with_param("stream", 1),
+        Loudness::new(-30.0, -22.0, 3.0),
+        |_| unreachable!("no limiter pass"),
+    );
+    let decision = outcome.unwrap();
+    let step = &finish(&decision).steps[0];
+    assert_eq!(step.outputs[0].container(), Some("mp4"));
+    // subrip does not go into MP4.
+    assert_eq!(step.outputs[0].streams.len(), 3);
+
+    let (outcome, _) = drive(
+        request(film(&formats))
+            .with_param("stream", 1)
+            .with_param("codec", "flac"),
+        Loudness::new(-30.0, -22.0, 3.0),
+        |_| unreachable!("no limiter pass"),
+    );
+    let decision = outcome.unwrap();
+    assert_eq!(
+        finish(&decision).steps[0].outputs[0].container(),
+        Some("mkv")
+    );
+}
+
+#[test]
+fn a_limited_chosen_stream_is_encoded_beside_copies_from_main() {
+    let input = Loudness::new(-20.0, -1.0, 3.0);
+    let (outcome, _) = drive(
+        request(film(&["matroska", "webm"])).with_param("stream", 2),
+        input,
+        |step| {
+            assert_eq!(
+                step.find_filter("volume").unwrap().inputs,
+                [Pad::stream(0, 2)]
+            );
+            model_limiter(&input, step)
+        },
+    );
+    let decision = outcome.unwrap();
+    let step = &finish(&decision).steps[0];
+    assert_eq!(step.inputs.len(), 2);
+    assert_eq!(step.inputs[1].source, MediaRef::input("main"));
+    assert_eq!(
+        output_streams(step),
+        [
+            (Pad::stream(1, 0), true),
+            (Pad::stream(1, 1), true),
+            (Pad::stream(0, 0), false),
+            (Pad::stream(1, 3), true),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_or_non_audio_stream_is_refused() {
+    let refusal =
+        LoudnessNormalize::plan(&request(film(&["matroska"])).with_param("stream", 9)).unwrap_err();
+    assert_eq!(refusal.code, "STREAM_NOT_FOUND");
+    assert!(refusal.message.contains("1, 2"), "{}", refusal.message);
+    let refusal =
+        LoudnessNormalize::plan(&request(film(&["matroska"])).with_param("stream", 0)).unwrap_err();
+    assert_eq!(refusal.code, "NOT_AUDIO");
 }

@@ -78,7 +78,7 @@ fn describe_declares_two_required_inputs() {
     let d = VoiceMusicMix::describe();
     assert_eq!(
         (d.name.as_str(), d.version.as_str()),
-        ("voice-music-mix", "1.0.0")
+        ("voice-music-mix", "1.1.0")
     );
     let inputs: Vec<_> = d
         .inputs
@@ -210,7 +210,7 @@ fn the_measured_mix_is_normalized_and_encoded_in_stereo() {
     let step = &finish.steps[0];
     assert_eq!(step.inputs[0].source, MediaRef::produced("mix"));
     assert_eq!(arg(step, "volume", "volume"), Value::from("-8.00dB"));
-    assert_eq!(step.outputs[0].container, "wav");
+    assert_eq!(step.outputs[0].container(), Some("wav"));
     assert_eq!(
         finish.report_value("music_gain_db"),
         Some(&Value::Number(-4.0))
