@@ -121,6 +121,12 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
     ];
     Some(match filter {
         "anull" | "null" | "hflip" | "vflip" => &[],
+        // Video: sizes in pixels (-1 and -2 keep the aspect ratio, -2 an even size), a frame
+        // rate, copies of a stream for a ladder, and a grid of frames for a sprite sheet.
+        "scale" => &[("w", Int(-2, 8192)), ("h", Int(-2, 8192))],
+        "fps" => &[("fps", Rate)],
+        "split" => &[("outputs", Int(1, 16))],
+        "tile" => &[("layout", Size)],
         "volume" => &[
             ("volume", Gain),
             ("precision", Choice(&["fixed", "float", "double"])),
@@ -324,6 +330,9 @@ pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
                 ]),
             ),
             ("g", Int(1, 1000)),
+            // A fixed GOP for HLS: segments can only start at keyframes.
+            ("keyint_min", Int(1, 1000)),
+            ("sc_threshold", Int(0, 100)),
             ("maxrate", Int(10_000, 200_000_000)),
             ("bufsize", Int(10_000, 400_000_000)),
         ],

@@ -35,7 +35,7 @@ const PATH_ALLOWANCE: usize = 256;
 const MIN_PAD_S: f64 = 0.001;
 /// Slack over an output's derived bound, for encoder padding and frame rounding.
 const BOUND_SLACK_S: f64 = 1.0;
-/// How far an analysis window may end past the source's measured length.
+/// How far past the source's measured length an analysis window may start (rounding).
 const WINDOW_SLACK_S: f64 = 0.001;
 
 /// A step that passed validation; it can be rendered.
@@ -279,15 +279,16 @@ fn check_analysis(r: &model::AnalysisRequest, media: &dyn MediaLookup) -> Result
     }
     let full = media_length(info);
     if let Some(w) = r.window {
-        // A window computed from the probed length may round a hair past it.
-        let end = w.start_s + w.duration_s;
+        // The window starts inside the media; an end past it is cut at the media's end by the
+        // analysis (a preset may ask for "the first 10 s" of whatever it gets).
         let well_formed = w.start_s.is_finite()
             && w.start_s >= 0.0
             && w.duration_s.is_finite()
-            && w.duration_s > 0.0;
-        if !well_formed || end > full + WINDOW_SLACK_S {
+            && w.duration_s > 0.0
+            && w.duration_s <= MAX_DURATION_S;
+        if !well_formed || w.start_s >= full + WINDOW_SLACK_S {
             return Err(format!(
-                "window {}+{} s is not inside the source's {full} s",
+                "window {}+{} s does not start inside the source's {full} s",
                 w.start_s, w.duration_s
             ));
         }
@@ -1289,7 +1290,7 @@ mod tests {
     }
 
     #[test]
-    fn an_analysis_window_must_lie_inside_the_media() {
+    fn an_analysis_window_must_start_inside_the_media() {
         let check = |window| {
             validate_analyses(
                 vec![analysis(model::AnalysisKind::Loudness, window)],
@@ -1298,9 +1299,13 @@ mod tests {
         };
         let ok = check(Some((2.0, 8.0))).expect("inside");
         assert_eq!(ok[0].media_s(), 10.0);
-        for window in [(5.0, 6.0), (-1.0, 2.0), (0.0, 0.0), (f64::NAN, 1.0)] {
+        check(Some((5.0, 600.0))).expect("an end past the media is cut there");
+        for window in [(10.5, 1.0), (-1.0, 2.0), (0.0, 0.0), (f64::NAN, 1.0)] {
             let err = check(Some(window)).unwrap_err();
-            assert!(err.to_string().contains("not inside"), "{window:?}: {err}");
+            assert!(
+                err.to_string().contains("does not start inside"),
+                "{window:?}: {err}"
+            );
         }
     }
 
