@@ -121,12 +121,6 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
     ];
     Some(match filter {
         "anull" | "null" | "hflip" | "vflip" => &[],
-        // Video: sizes in pixels (-1 and -2 keep the aspect ratio, -2 an even size), a frame
-        // rate, copies of a stream for a ladder, and a grid of frames for a sprite sheet.
-        "scale" => &[("w", Int(-2, 8192)), ("h", Int(-2, 8192))],
-        "fps" => &[("fps", Rate)],
-        "split" => &[("outputs", Int(1, 16))],
-        "tile" => &[("layout", Size)],
         "volume" => &[
             ("volume", Gain),
             ("precision", Choice(&["fixed", "float", "double"])),

@@ -70,6 +70,7 @@ impl Executor for Renderer {
                 "name": o.name,
                 "container": o.container,
                 "path": o.path.display().to_string(),
+                "objects": o.layout.planned_objects(),
             })).collect::<Vec<_>>(),
         }));
         Ok(Vec::new())

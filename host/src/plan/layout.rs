@@ -112,6 +112,18 @@ impl Layout {
         }
     }
 
+    /// The objects known before ffmpeg runs: the file, every image a sequence may hold, or a
+    /// rendition's playlist and init segment (its segments are counted once written).
+    pub fn planned_objects(&self) -> Vec<String> {
+        match self {
+            Self::File { file } => vec![file.clone()],
+            Self::Sequence { max_frames, .. } => {
+                (1..=*max_frames).filter_map(|n| self.image(n)).collect()
+            }
+            Self::Hls { init, .. } => std::iter::once(self.target()).chain(init.clone()).collect(),
+        }
+    }
+
     /// The object of the `n`th image (from 1) of a sequence, `{{output:<name>:<n>}}`.
     pub fn image(&self, n: u32) -> Option<String> {
         match self {
@@ -165,6 +177,7 @@ mod tests {
         assert_eq!(seq.image(20).as_deref(), Some("o/0020.webp"));
         assert_eq!(seq.image(21), None);
         assert_eq!(seq.image(0), None);
+        assert_eq!(seq.planned_objects().len(), 20);
         let hls = layout(&output(model::OutputKind::HlsRendition(
             model::HlsRenditionSpec {
                 segment_format: model::SegmentFormat::Fmp4,
@@ -175,5 +188,6 @@ mod tests {
         assert_eq!(hls.main_object(), "o/index.m3u8");
         assert_eq!(hls.segments().as_deref(), Some("o/%04d.m4s"));
         assert!(matches!(hls, Layout::Hls { init: Some(ref i), .. } if i == "o/init.mp4"));
+        assert_eq!(hls.planned_objects(), ["o/index.m3u8", "o/init.mp4"]);
     }
 }
