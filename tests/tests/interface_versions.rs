@@ -30,9 +30,26 @@ fn video(dir: &Path) -> PathBuf {
     let dest = dir.join("clip.mp4");
     media::run(
         media::ffmpeg()
-            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24:duration=8"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8"])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=24:duration=8",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000:duration=8",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+            ])
             .args(["-c:a", "aac", "-ac", "2", "-b:a", "96k", "-shortest"])
             .arg(&dest),
         "ffmpeg test video",
@@ -48,7 +65,12 @@ fn output<'a>(job: &'a Value, name: &str) -> &'a Value {
 }
 
 async fn get_text(client: &Client, url: &str) -> (String, String, String) {
-    let resp = client.http().get(url).send().await.expect("GET download url");
+    let resp = client
+        .http()
+        .get(url)
+        .send()
+        .await
+        .expect("GET download url");
     assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
     let header = |name: &str| {
         resp.headers()
@@ -84,8 +106,13 @@ async fn a_1_0_component_built_from_the_frozen_wit_runs_as_before() {
         .iter()
         .find(|e| e.name == "loudness-normalize" && e.version == "1.0.0")
         .expect("loudness-normalize 1.0.0 is released");
-    let shown = client.get_json("/v1/presets/loudness-normalize/1.0.0").await;
-    assert_eq!(shown["sha256"], pinned.sha256, "the host runs the released bytes");
+    let shown = client
+        .get_json("/v1/presets/loudness-normalize/1.0.0")
+        .await;
+    assert_eq!(
+        shown["sha256"], pinned.sha256,
+        "the host runs the released bytes"
+    );
     let job = client
         .run_job_ok(&json!({
             "preset": "loudness-normalize", "version": "=1.0.0", "inputs": {"main": input},
@@ -100,9 +127,7 @@ async fn a_2_0_dry_run_shows_every_output_kind_the_package_and_the_document() {
     let client = host.client();
     let dir = Fixtures::get().scratch("v2-dry");
     let input = client.upload(&video(&dir)).await;
-    let plan = |round: u32, analyses: Value| {
-        json!({"inputs": {"main": input}, "round": round, "analyses": analyses})
-    };
+    let plan = |round: u32, analyses: Value| json!({"inputs": {"main": input}, "round": round, "analyses": analyses});
     let url = client.url("/v1/presets/fixture-v2-showcase/1.0.0/plan");
     let first: Value = client
         .http()
@@ -115,7 +140,11 @@ async fn a_2_0_dry_run_shows_every_output_kind_the_package_and_the_document() {
         .await
         .unwrap();
     assert_eq!(first["decision"], "next", "{first:#}");
-    assert_eq!(first["analyses"].as_array().map(Vec::len), Some(4), "{first:#}");
+    assert_eq!(
+        first["analyses"].as_array().map(Vec::len),
+        Some(4),
+        "{first:#}"
+    );
 
     let analyses = json!([
         {"id": "black", "value": {"BlackIntervals": []}},
@@ -137,8 +166,18 @@ async fn a_2_0_dry_run_shows_every_output_kind_the_package_and_the_document() {
         .unwrap();
     assert_eq!(second["decision"], "finish", "{second:#}");
     let commands = second["commands"].to_string();
-    for expected in ["-frames:v", "hls", "index.m3u8", "init.mp4", "0001.jpg", "poster.jpg"] {
-        assert!(commands.contains(expected), "no {expected} in the commands:\n{second:#}");
+    for expected in [
+        "-frames:v",
+        "hls",
+        "index.m3u8",
+        "init.mp4",
+        "0001.jpg",
+        "poster.jpg",
+    ] {
+        assert!(
+            commands.contains(expected),
+            "no {expected} in the commands:\n{second:#}"
+        );
     }
     assert_eq!(second["packages"][0]["name"], "master", "{second:#}");
     assert_eq!(second["documents"][0]["name"], "thumbnails", "{second:#}");
@@ -166,11 +205,16 @@ async fn a_2_0_job_stores_every_output_kind_and_writes_the_master_last() {
 
     let sprites = output(&job, "sprites");
     assert_eq!(sprites["kind"], "image-sequence");
-    assert_eq!(sprites["streams"][0]["width"], 640, "a 4x4 grid of 160x90 tiles");
+    assert_eq!(
+        sprites["streams"][0]["width"], 640,
+        "a 4x4 grid of 160x90 tiles"
+    );
 
     let rendition = output(&job, "240p");
     assert_eq!(rendition["kind"], "hls-rendition");
-    let objects = rendition["objects"].as_array().expect("a rendition's objects");
+    let objects = rendition["objects"]
+        .as_array()
+        .expect("a rendition's objects");
     let object = |suffix: &str| {
         objects
             .iter()
@@ -187,7 +231,10 @@ async fn a_2_0_job_stores_every_output_kind_and_writes_the_master_last() {
         let (_, served_type, served_cache) =
             get_text(&client, o["download_url"].as_str().unwrap()).await;
         assert_eq!(served_type, content_type, "{suffix}");
-        assert!(served_cache.contains(cache), "{suffix}: Cache-Control {served_cache}");
+        assert!(
+            served_cache.contains(cache),
+            "{suffix}: Cache-Control {served_cache}"
+        );
     }
 
     let thumbnails = output(&job, "thumbnails");
@@ -222,7 +269,11 @@ fn check_master(master: &str, host: &Host, job: &Value) {
         let mut duration = None;
         for line in playlist.lines() {
             if let Some(d) = line.strip_prefix("#EXTINF:") {
-                duration = d.trim_end_matches(',').split(',').next().and_then(|d| d.parse().ok());
+                duration = d
+                    .trim_end_matches(',')
+                    .split(',')
+                    .next()
+                    .and_then(|d| d.parse().ok());
             } else if !line.starts_with('#') && !line.is_empty() {
                 let d: f64 = duration.take().expect("EXTINF before each segment");
                 let b = std::fs::metadata(dir.join(line)).unwrap().len() as f64 * 8.0;
@@ -250,7 +301,10 @@ fn check_master(master: &str, host: &Host, job: &Value) {
                 .unwrap_or_else(|| panic!("no {key} in {line}"))
         };
         let near = |got: u64, want: u64| got.abs_diff(want) <= 2;
-        assert!(near(attribute("BANDWIDTH"), peak + audio_peak), "{variant}: {line}");
+        assert!(
+            near(attribute("BANDWIDTH"), peak + audio_peak),
+            "{variant}: {line}"
+        );
         assert!(
             near(attribute("AVERAGE-BANDWIDTH"), average + audio_average),
             "{variant}: {line}"
@@ -288,7 +342,10 @@ fn master_is_stored_last(host: &Host, job: &Value) {
             }
         }
     }
-    assert!(seen > 10, "the job stored {seen} objects besides its master");
+    assert!(
+        seen > 10,
+        "the job stored {seen} objects besides its master"
+    );
 }
 
 #[tokio::test]
@@ -340,8 +397,11 @@ async fn packaged_outputs_keep_their_content_type_and_cache_policy_on_s3() {
         get_text(&client, segment["download_url"].as_str().unwrap()).await;
     assert_eq!(content_type, "video/iso.segment");
     assert!(cache.contains("immutable"), "{cache}");
-    let (_, content_type, cache) =
-        get_text(&client, output(&job, "master")["download_url"].as_str().unwrap()).await;
+    let (_, content_type, cache) = get_text(
+        &client,
+        output(&job, "master")["download_url"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(content_type, "application/vnd.apple.mpegurl");
     assert!(cache.contains("max-age=10"), "{cache}");
 }

@@ -434,19 +434,19 @@ impl IdetCounts {
         self.undetermined += other.undetermined;
     }
 
-    /// Interlaced when more frames look interlaced (either field order) than progressive, with
-    /// the field order most of them show; progressive when progressive frames are at least as
-    /// many; undetermined when no frame was decided or the two field orders tie.
+    /// Interlaced when more frames look interlaced than progressive and at least 80 % of them
+    /// show one field order; progressive otherwise; undetermined when no frame was decided.
+    /// Fields of an interlaced source keep one order, while fast motion in progressive frames
+    /// (sharp synthetic patterns especially) trips idet's comparisons both ways about equally.
     pub fn verdict(self) -> model::Interlacing {
         let interlaced = self.tff + self.bff;
+        let consistent = |order: u32| u64::from(order) * 5 >= u64::from(interlaced) * 4;
         let verdict = if interlaced == 0 && self.progressive == 0 {
             model::ScanType::Undetermined
-        } else if interlaced > self.progressive {
-            match self.tff.cmp(&self.bff) {
-                std::cmp::Ordering::Greater => model::ScanType::TopFieldFirst,
-                std::cmp::Ordering::Less => model::ScanType::BottomFieldFirst,
-                std::cmp::Ordering::Equal => model::ScanType::Undetermined,
-            }
+        } else if interlaced > self.progressive && consistent(self.tff) {
+            model::ScanType::TopFieldFirst
+        } else if interlaced > self.progressive && consistent(self.bff) {
+            model::ScanType::BottomFieldFirst
         } else {
             model::ScanType::Progressive
         };
@@ -593,6 +593,14 @@ mod tests {
             ..IdetCounts::default()
         };
         assert_eq!(still.verdict().verdict, model::ScanType::Undetermined);
+        // What idet says of testsrc2 (progressive, fast sharp motion): both orders, about equally.
+        let moving = IdetCounts {
+            tff: 92,
+            bff: 85,
+            progressive: 15,
+            undetermined: 0,
+        };
+        assert_eq!(moving.verdict().verdict, model::ScanType::Progressive);
         assert_eq!(parse_idet("no summary"), None);
     }
 

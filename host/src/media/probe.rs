@@ -75,6 +75,17 @@ pub async fn probe_written(tools: &Tools, file: &Path) -> Result<model::MediaInf
         .map(Into::into)
         .collect();
     args.extend(ffmpeg::input_guard_args());
+    // Images the host named are read by their pipe demuxer: the image2 demuxer, which would
+    // claim them by extension, expands file name patterns and is not allowlisted.
+    let image_demuxer = match file.extension().and_then(|e| e.to_str()) {
+        Some("jpg") => Some("jpeg_pipe"),
+        Some("png") => Some("png_pipe"),
+        Some("webp") => Some("webp_pipe"),
+        _ => None,
+    };
+    if let Some(demuxer) = image_demuxer {
+        args.extend(["-f".into(), demuxer.into()]);
+    }
     args.extend(
         ["-show_format", "-show_streams", "-of", "json"]
             .iter()

@@ -395,27 +395,6 @@ pub fn container(name: &str) -> Option<Container> {
     })
 }
 
-/// The MIME type stored with an output of this container.
-pub fn content_type(container: &str) -> &'static str {
-    match container {
-        "wav" => "audio/wav",
-        "flac" => "audio/flac",
-        "mp3" => "audio/mpeg",
-        "m4a" => "audio/mp4",
-        "mp4" => "video/mp4",
-        "mov" => "video/quicktime",
-        "mkv" => "video/x-matroska",
-        "webm" => "video/webm",
-        "ogg" | "opus" => "audio/ogg",
-        "adts" => "audio/aac",
-        "jpg" => "image/jpeg",
-        "png" => "image/png",
-        "webp" => "image/webp",
-        "avif" => "image/avif",
-        _ => "application/octet-stream",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,7 +462,5 @@ mod tests {
         for name in ["hls", "image2", "tee", "segment", "null", "rtp"] {
             assert!(container(name).is_none(), "{name} is allowed");
         }
-        assert_eq!(content_type("m4a"), "audio/mp4");
-        assert_eq!(content_type("exe"), "application/octet-stream");
     }
 }

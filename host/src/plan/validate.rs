@@ -55,6 +55,61 @@ impl ValidatedStep {
     pub fn output_bound(&self, i: usize) -> f64 {
         self.bounds[i]
     }
+
+    /// The same step writing only its required outputs, for running again after a failure an
+    /// optional output may have caused; `None` when it has no optional output, or nothing else.
+    /// A filter label only the dropped outputs read is ended in a null sink, as ffmpeg refuses
+    /// a graph with an unconnected output.
+    pub fn without_optional(&self) -> Option<ValidatedStep> {
+        let keep = |o: &model::Output| !o.optional;
+        let kept = self.step.outputs.iter().filter(|o| keep(o)).count();
+        if kept == 0 || kept == self.step.outputs.len() {
+            return None;
+        }
+        let mut step = self.step.clone();
+        let mut bounds = Vec::with_capacity(kept);
+        let mut dropped = Vec::new();
+        step.outputs = std::mem::take(&mut step.outputs)
+            .into_iter()
+            .zip(&self.bounds)
+            .filter_map(|(o, b)| {
+                if keep(&o) {
+                    bounds.push(*b);
+                    Some(o)
+                } else {
+                    dropped.push(o);
+                    None
+                }
+            })
+            .collect();
+        let still_read: HashSet<&str> = step
+            .outputs
+            .iter()
+            .flat_map(|o| &o.streams)
+            .filter_map(|s| match &s.source {
+                model::Pad::Link(label) => Some(label.as_str()),
+                model::Pad::Stream(_) => None,
+            })
+            .collect();
+        let mut sinks = Vec::new();
+        for stream in dropped.iter().flat_map(|o| &o.streams) {
+            let model::Pad::Link(label) = &stream.source else {
+                continue;
+            };
+            if still_read.contains(label.as_str()) {
+                continue;
+            }
+            let video = matches!(&stream.codec, model::Codec::Encode(e) if allowlist::is_video_encoder(&e.codec));
+            sinks.push(model::FilterNode {
+                filter: if video { "nullsink" } else { "anullsink" }.into(),
+                args: Vec::new(),
+                inputs: vec![stream.source.clone()],
+                outputs: Vec::new(),
+            });
+        }
+        step.graph.extend(sinks);
+        Some(ValidatedStep { step, bounds })
+    }
 }
 
 /// Why a plan was rejected: `where_` names the step and the node or output.

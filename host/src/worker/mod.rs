@@ -10,7 +10,7 @@
 //! Not here: the state changes themselves (`lifecycle`), one job's steps (`pipeline`).
 
 pub mod pipeline;
-
+pub mod publish;
 pub mod scratch_lock;
 
 use std::path::PathBuf;

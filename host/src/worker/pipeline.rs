@@ -1,6 +1,7 @@
 //! One job, start to finish: download, probe, plan in rounds through a [`Session`] (this
-//! module's executor runs the steps and analyses it validated with ffmpeg), then upload the
-//! outputs and write the manifest last.
+//! module's executor runs the steps and analyses it validated with ffmpeg, isolating optional
+//! outputs that fail and copying image metadata), then store the outputs ([`publish`]) and
+//! write the manifest last.
 //!
 //! Every failure leaves this module as a [`JobError`] with a code, the step and a message.
 //!
@@ -17,16 +18,22 @@ use tokio::sync::watch;
 
 use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools, jail, output, render};
-use crate::job::{Job, JobStore, OutputKind, OutputRecord, OutputState, Progress, StreamSummary};
-use crate::media::{analysis, probe};
+use crate::job::{Job, JobStore, OutputPhase, OutputProgress, OutputRecord, OutputState, Progress};
+use crate::media::{analysis, image_meta, probe};
 use crate::model;
 use crate::plan::session::{self, Executor, LogLine, Sandboxed, Session, Stage, Written, clip};
-use crate::plan::validate::{ValidatedAnalysis, ValidatedStep};
+use crate::plan::validate::{ValidatedAnalysis, ValidatedFinish, ValidatedStep};
 use crate::preset::catalog::Catalog;
 use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::preset::runtime::{Lane, Runtime};
 use crate::storage::{ObjectKey, ObjectMeta, Storage, StorageError};
+
+use super::publish;
+
+/// The largest source image whose metadata is copied into image outputs; metadata of a larger
+/// one is not read (it would be read whole).
+const MAX_METADATA_SOURCE_BYTES: u64 = 256 << 20;
 
 /// What a worker needs to run jobs.
 pub struct Context {
@@ -240,8 +247,8 @@ struct Run<'a> {
     job: &'a Job,
     scratch: &'a Scratch,
     media: MediaSet,
-    /// Files the finish steps wrote, to publish.
-    delivered: Vec<render::RenderedOutput>,
+    /// What the finish steps wrote (or failed to write, for optional outputs), to publish.
+    delivered: Vec<publish::Delivered>,
     child_s: f64,
     progress: &'a watch::Sender<Progress>,
 }
@@ -258,6 +265,21 @@ impl Run<'_> {
                 p.fraction = to.min(0.99);
             }
             changed
+        });
+    }
+
+    /// Sets the state and fraction done of the named outputs, for the job's live progress.
+    fn mark(&self, names: &[String], state: OutputPhase, fraction: f64) {
+        self.progress.send_modify(|p| {
+            for name in names {
+                p.outputs.insert(
+                    name.clone(),
+                    OutputProgress {
+                        state,
+                        progress: fraction,
+                    },
+                );
+            }
         });
     }
 
@@ -330,8 +352,8 @@ impl Run<'_> {
             lane: Lane::Job,
         };
         let finish = Session::new(&call, self, request).run().await?;
-        let files = std::mem::take(&mut self.delivered);
-        let outputs = self.publish(files).await?;
+        let delivered = std::mem::take(&mut self.delivered);
+        let outputs = self.publish(delivered, &finish).await?;
         Ok(Finished {
             outputs,
             report: session::report_json(&finish.report),
@@ -359,20 +381,7 @@ impl Run<'_> {
         step: &ValidatedStep,
         deliver: bool,
     ) -> Result<Vec<render::RenderedOutput>, JobError> {
-        let dir = self
-            .scratch
-            .path()
-            .join(if deliver { "out" } else { "work" });
-        let rendered = render::render(
-            step,
-            |r| {
-                self.media
-                    .get(r)
-                    .map(|m| m.path.clone())
-                    .unwrap_or_default()
-            },
-            &dir,
-        );
+        let rendered = self.render(step, deliver);
         let name = step.step().name.clone();
         for dir in rendered.outputs.iter().filter_map(|o| o.dir.as_ref()) {
             self.output_dir(dir).map_err(|e| {
@@ -397,6 +406,10 @@ impl Run<'_> {
             (0.95 - start) * 0.5
         };
         let progress = self.progress;
+        let names: Vec<String> = rendered.outputs.iter().map(|o| o.name.clone()).collect();
+        if deliver {
+            self.mark(&names, OutputPhase::Running, 0.0);
+        }
         let result = ffmpeg::run_with_progress(
             &self.ctx.tools,
             &rendered.argv,
@@ -405,11 +418,23 @@ impl Run<'_> {
             self.ctx.disk_budget,
             |t| {
                 if media_s > 0.0 {
-                    let to = start + span * (t / media_s).clamp(0.0, 1.0);
+                    let done = (t / media_s).clamp(0.0, 1.0);
+                    let to = start + span * done;
                     progress.send_if_modified(|p| {
                         let changed = to > p.fraction + 0.01;
                         if changed {
                             p.fraction = to;
+                            if deliver {
+                                for name in &names {
+                                    p.outputs.insert(
+                                        name.clone(),
+                                        OutputProgress {
+                                            state: OutputPhase::Running,
+                                            progress: done,
+                                        },
+                                    );
+                                }
+                            }
                         }
                         changed
                     });
@@ -463,6 +488,24 @@ impl Run<'_> {
         Ok(rendered.outputs)
     }
 
+    /// The step's command line, writing intermediates under `work/` and deliverables under `out/`.
+    fn render(&self, step: &ValidatedStep, deliver: bool) -> render::Rendered {
+        let dir = self
+            .scratch
+            .path()
+            .join(if deliver { "out" } else { "work" });
+        render::render(
+            step,
+            |r| {
+                self.media
+                    .get(r)
+                    .map(|m| m.path.clone())
+                    .unwrap_or_default()
+            },
+            &dir,
+        )
+    }
+
     /// Creates an output's own directory (an image sequence's, a rendition's), owned like
     /// `work/` and `out/`: by the jail's uid when ffmpeg runs as it.
     fn output_dir(&self, dir: &Path) -> std::io::Result<()> {
@@ -507,11 +550,11 @@ impl Run<'_> {
         step: &ValidatedStep,
         stage: Stage,
     ) -> Result<Vec<Written>, JobError> {
-        let outputs = self.execute(step, stage == Stage::Deliver).await?;
         if stage == Stage::Deliver {
-            self.delivered.extend(outputs);
+            self.deliver(step).await?;
             return Ok(Vec::new());
         }
+        let outputs = self.execute(step, false).await?;
         let mut written = Vec::new();
         for out in outputs {
             self.checked(&step.step().name, &out)?;
@@ -544,6 +587,149 @@ impl Run<'_> {
         Ok(written)
     }
 
+    /// Runs a finish step. When it fails and holds optional outputs, it runs again without them:
+    /// if the required outputs then succeed, the optional ones are recorded as failed with the
+    /// first run's error (running the step again is the whole cost, and only on failure).
+    async fn deliver(&mut self, step: &ValidatedStep) -> Result<(), JobError> {
+        let outputs = &step.step().outputs;
+        let results: Vec<(render::RenderedOutput, Option<JobError>)> =
+            match self.execute(step, true).await {
+                Ok(written) => written.into_iter().map(|r| (r, None)).collect(),
+                Err(first)
+                    if first.code == ErrorCode::FfmpegFailed
+                        && outputs.iter().any(|o| o.optional) =>
+                {
+                    let failed = |r: &render::RenderedOutput| {
+                        outputs.iter().any(|o| o.name == r.name && o.optional)
+                    };
+                    let mut results: Vec<_> = self
+                        .render(step, true)
+                        .outputs
+                        .into_iter()
+                        .filter(|r| failed(r))
+                        .map(|r| (r, Some(first.clone())))
+                        .collect();
+                    if let Some(required) = step.without_optional() {
+                        self.note(
+                            "host",
+                            format!(
+                                "step '{}' failed with optional outputs; running it again with \
+                                 only its required ones: {}",
+                                step.step().name,
+                                first.message
+                            ),
+                        )
+                        .await;
+                        let written = self.execute(&required, true).await?;
+                        results.extend(written.into_iter().map(|r| (r, None)));
+                    }
+                    results
+                }
+                Err(e) => return Err(e),
+            };
+        for (rendered, failed) in results {
+            let output = outputs
+                .iter()
+                .find(|o| o.name == rendered.name)
+                .expect("rendered outputs are the step's")
+                .clone();
+            let failed = match failed {
+                Some(e) => Some(e),
+                None => self.carry_metadata(step, &output, &rendered).await.err(),
+            };
+            let state = if failed.is_some() {
+                OutputPhase::Failed
+            } else {
+                OutputPhase::Storing
+            };
+            self.mark(std::slice::from_ref(&output.name), state, 1.0);
+            self.delivered.push(publish::Delivered {
+                output,
+                rendered,
+                failed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies the step's source image's EXIF, XMP and ICC profile into an image output that
+    /// keeps them (ffmpeg 5.1 drops EXIF, and the ICC profile in WebP). A source that is not
+    /// an image (a video, for a poster) has nothing to copy.
+    async fn carry_metadata(
+        &self,
+        step: &ValidatedStep,
+        output: &model::Output,
+        rendered: &render::RenderedOutput,
+    ) -> Result<(), JobError> {
+        let image = match &output.kind {
+            model::OutputKind::Still(image) => image,
+            model::OutputKind::ImageSequence(seq) => &seq.image,
+            _ => return Ok(()),
+        };
+        if image.metadata != model::ImageMetadata::Keep || image.format == model::ImageFormat::Avif
+        {
+            return Ok(());
+        }
+        let Some(source) = step
+            .step()
+            .inputs
+            .first()
+            .and_then(|i| self.media.get(&i.source))
+        else {
+            return Ok(());
+        };
+        let source_len = std::fs::metadata(&source.path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if source_len > MAX_METADATA_SOURCE_BYTES {
+            return Ok(());
+        }
+        let bytes = std::fs::read(&source.path)
+            .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?;
+        let Ok(meta) = image_meta::read(&bytes) else {
+            return Ok(());
+        };
+        if meta.is_empty() {
+            return Ok(());
+        }
+        // A plan that turns the pixels has applied the orientation EXIF describes.
+        let rotated = step.step().graph.iter().any(|n| {
+            matches!(
+                n.filter.as_str(),
+                "transpose" | "rotate" | "hflip" | "vflip"
+            )
+        });
+        let files: Vec<PathBuf> = match &rendered.dir {
+            None => vec![rendered.path.clone()],
+            Some(dir) => {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect();
+                files.sort();
+                files
+            }
+        };
+        for file in files {
+            // Checked to be a regular file inside the job; ffmpeg is gone, so it stays one.
+            let checked = output::open_regular(self.scratch.path(), &file).map_err(|e| {
+                JobError::new(
+                    ErrorCode::FfmpegFailed,
+                    "metadata",
+                    format!("output '{}' left an unusable file: {e}", output.name),
+                )
+            })?;
+            let encoded = std::fs::read(checked.fd_path())
+                .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?;
+            let with_meta = image_meta::write(&encoded, image.format, &meta, rotated)
+                .map_err(JobError::from)?;
+            std::fs::write(&file, with_meta)
+                .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// Opens a file a step wrote as a regular file reached without symlinks. Every process of
     /// the step is gone by now (its PID namespace died with it), so nothing swaps it after this.
     fn checked(
@@ -560,42 +746,31 @@ impl Run<'_> {
         })
     }
 
-    /// Uploads delivered files under deterministic keys, then the manifest, last.
+    /// Stores what the finish wrote (see [`publish`]), then the manifest, last.
     async fn publish(
         &mut self,
-        files: Vec<render::RenderedOutput>,
+        delivered: Vec<publish::Delivered>,
+        finish: &ValidatedFinish,
     ) -> Result<Vec<OutputRecord>, JobError> {
-        let mut records = Vec::new();
-        for file in files {
-            let checked = self.checked("deliver", &file)?;
-            let started = Instant::now();
-            let info = probe::probe_written(&self.ctx.tools, &file.path).await;
-            self.child_s += started.elapsed().as_secs_f64();
-            let info = info.map_err(|e| {
-                JobError::new(
-                    e.code(ErrorCode::FfmpegFailed),
-                    "ffmpeg",
-                    format!("output '{}' is unreadable: {e}", file.name),
-                )
-            })?;
-            let ext = file
-                .path
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("bin");
-            let key = ObjectKey::parse(&format!("jobs/{}/{}.{ext}", self.job.id, file.name))
-                .expect("output names are validated");
-            let size = checked.len;
-            self.ctx
-                .storage
-                .upload(
-                    &checked.fd_path(),
-                    &key,
-                    &ObjectMeta::for_output(key.as_str()),
-                )
-                .await
-                .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
-            records.push(output_record(&self.ctx.storage, &file, &key, size, &info));
+        let publisher = publish::Publisher {
+            storage: &self.ctx.storage,
+            tools: &self.ctx.tools,
+            job_dir: self.scratch.path(),
+            prefix: format!("jobs/{}", self.job.id),
+        };
+        let started = Instant::now();
+        let records = publisher
+            .publish(delivered, &finish.documents, &finish.packages)
+            .await;
+        self.child_s += started.elapsed().as_secs_f64();
+        let records = records?;
+        for record in records.iter().filter(|r| r.state == OutputState::Failed) {
+            let why = record.error.as_ref().map_or("", |e| e.message.as_str());
+            self.note(
+                "host",
+                format!("optional output '{}' failed: {why}", record.name),
+            )
+            .await;
         }
         let manifest = json!({
             "job": self.job.id,
@@ -620,58 +795,6 @@ impl Run<'_> {
             .await
             .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
         Ok(records)
-    }
-}
-
-fn output_record(
-    storage: &Storage,
-    file: &render::RenderedOutput,
-    key: &ObjectKey,
-    size: u64,
-    info: &model::MediaInfo,
-) -> OutputRecord {
-    let streams: Vec<StreamSummary> = info
-        .streams
-        .iter()
-        .map(|s| {
-            let (sample_rate, channels, channel_layout, width, height) = match &s.detail {
-                model::StreamDetail::Audio(a) => (
-                    Some(a.sample_rate),
-                    Some(a.channels),
-                    a.channel_layout.clone(),
-                    None,
-                    None,
-                ),
-                model::StreamDetail::Video(v) => (None, None, None, Some(v.width), Some(v.height)),
-                model::StreamDetail::Other => (None, None, None, None, None),
-            };
-            StreamSummary {
-                index: s.index,
-                kind: s.kind.name().to_owned(),
-                codec: s.codec.clone(),
-                sample_rate,
-                channels,
-                channel_layout,
-                width,
-                height,
-            }
-        })
-        .collect();
-    OutputRecord {
-        name: file.name.clone(),
-        kind: OutputKind::File,
-        state: OutputState::Completed,
-        optional: false,
-        error: None,
-        uri: storage.uri(key),
-        key: key.to_string(),
-        container: file.container.clone(),
-        size_bytes: size,
-        duration_s: info.container.duration_s,
-        codecs: streams.iter().map(|s| s.codec.clone()).collect(),
-        streams,
-        objects: Vec::new(),
-        variants: Vec::new(),
     }
 }
 
