@@ -57,6 +57,47 @@ fn video(dir: &Path) -> PathBuf {
     dest
 }
 
+/// The EXIF block (big-endian TIFF, one IFD entry: orientation 6) and XMP packet the test photo
+/// carries.
+const EXIF_TIFF: &[u8] = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+const XMP: &str = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\
+    \"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description mediahost-test=\"kept\"/>\
+    </rdf:RDF></x:xmpmeta>";
+
+/// A 320x240 JPEG made by ffmpeg, with an EXIF and an XMP APP1 segment put in after its SOI.
+fn photo(dir: &Path) -> PathBuf {
+    let plain = dir.join("plain.jpg");
+    media::run(
+        media::ffmpeg()
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:duration=1"])
+            .args(["-frames:v", "1", "-q:v", "3"])
+            .arg(&plain),
+        "ffmpeg test photo",
+    );
+    let jpeg = std::fs::read(&plain).unwrap();
+    let segment = |payload: &[u8]| {
+        let mut s = vec![0xff, 0xe1];
+        s.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        s.extend_from_slice(payload);
+        s
+    };
+    let mut exif = b"Exif\0\0".to_vec();
+    exif.extend_from_slice(EXIF_TIFF);
+    let mut xmp = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
+    xmp.extend_from_slice(XMP.as_bytes());
+    let mut out = jpeg[..2].to_vec();
+    out.extend(segment(&exif));
+    out.extend(segment(&xmp));
+    out.extend_from_slice(&jpeg[2..]);
+    let dest = dir.join("photo.jpg");
+    std::fs::write(&dest, out).unwrap();
+    dest
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 fn output<'a>(job: &'a Value, name: &str) -> &'a Value {
     job["outputs"]
         .as_array()
@@ -189,9 +230,11 @@ async fn a_2_0_job_stores_every_output_kind_and_writes_the_master_last() {
     let client = host.client();
     let dir = Fixtures::get().scratch("v2-job");
     let input = client.upload(&video(&dir)).await;
+    let photo = client.upload(&photo(&dir)).await;
     let job = client
         .run_job_ok(&json!({
-            "preset": "fixture-v2-showcase", "version": "1.0.0", "inputs": {"main": input},
+            "preset": "fixture-v2-showcase", "version": "1.0.0",
+            "inputs": {"main": input, "photo": photo},
         }))
         .await;
     assert_eq!(job["outcome"], "complete", "{job:#}");
@@ -202,6 +245,31 @@ async fn a_2_0_job_stores_every_output_kind_and_writes_the_master_last() {
     assert_eq!(poster["streams"][0]["width"], 320, "{poster:#}");
     let (_, content_type, _) = get_text(&client, poster["download_url"].as_str().unwrap()).await;
     assert_eq!(content_type, "image/jpeg");
+
+    // ffmpeg 5.1 drops EXIF; the host copies the photo's EXIF and XMP into the WebP it keeps
+    // them in, and leaves none in the JPEG that strips them.
+    let kept = client
+        .download(
+            output(&job, "photo_kept")["download_url"].as_str().unwrap(),
+            &dir.join("kept.webp"),
+        )
+        .await;
+    let kept = std::fs::read(kept).unwrap();
+    assert!(contains(&kept, EXIF_TIFF), "the WebP lost the photo's EXIF");
+    assert!(
+        contains(&kept, XMP.as_bytes()),
+        "the WebP lost the photo's XMP"
+    );
+    let stripped = client
+        .download(
+            output(&job, "photo_stripped")["download_url"]
+                .as_str()
+                .unwrap(),
+            &dir.join("stripped.jpg"),
+        )
+        .await;
+    let stripped = std::fs::read(stripped).unwrap();
+    assert!(!contains(&stripped, b"Exif\0\0") && !contains(&stripped, b"mediahost-test"));
 
     let sprites = output(&job, "sprites");
     assert_eq!(sprites["kind"], "image-sequence");

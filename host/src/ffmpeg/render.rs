@@ -4,6 +4,7 @@
 //! after their role inside the job's scratch directory. Every filter argument is escaped here for
 //! both levels of ffmpeg's filtergraph syntax; no preset string becomes a flag.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,18 @@ pub fn render(
     input_path: impl Fn(&model::MediaRef) -> PathBuf,
     out_dir: &Path,
 ) -> Rendered {
+    render_converting(step, input_path, out_dir, &HashMap::new())
+}
+
+/// Renders a step whose image outputs named in `to_srgb` strip their metadata: each one's
+/// picture first goes through its colour conversion to sRGB (a host-built filter, from
+/// [`crate::media::image_meta::srgb_filter`]), so dropping the ICC profile shifts no colour.
+pub fn render_converting(
+    step: &ValidatedStep,
+    input_path: impl Fn(&model::MediaRef) -> PathBuf,
+    out_dir: &Path,
+    to_srgb: &HashMap<String, String>,
+) -> Rendered {
     let validated = step;
     let step = step.step();
     let mut argv: Vec<OsString> = [
@@ -67,8 +80,20 @@ pub fn render(
         argv.push(input_path(&input.source).into_os_string());
     }
 
-    if !step.graph.is_empty() {
-        let graph: Vec<String> = step.graph.iter().map(node).collect();
+    // Host conversions read the picture an output would have mapped and feed it instead.
+    let mut graph: Vec<String> = step.graph.iter().map(node).collect();
+    let mut converted: HashMap<(usize, usize), String> = HashMap::new();
+    for (o, output) in step.outputs.iter().enumerate() {
+        let Some(filter) = to_srgb.get(&output.name) else {
+            continue;
+        };
+        for (i, stream) in output.streams.iter().enumerate() {
+            let label = format!("mediahost_srgb_{o}_{i}");
+            graph.push(format!("{}{filter}[{label}]", pad(&stream.source)));
+            converted.insert((o, i), format!("[{label}]"));
+        }
+    }
+    if !graph.is_empty() {
         push(&mut argv, "-filter_complex", graph.join(";"));
     }
 
@@ -76,7 +101,10 @@ pub fn render(
     for (o, output) in step.outputs.iter().enumerate() {
         let layout = layout::layout(output);
         for (i, stream) in output.streams.iter().enumerate() {
-            push(&mut argv, "-map", map_source(&stream.source));
+            let source = converted
+                .remove(&(o, i))
+                .unwrap_or_else(|| map_source(&stream.source));
+            push(&mut argv, "-map", source);
             match &stream.codec {
                 model::Codec::Copy => push(&mut argv, &format!("-c:{i}"), "copy".into()),
                 model::Codec::Encode(enc) => encoder(&mut argv, i, enc),
@@ -377,6 +405,21 @@ mod tests {
 
     /// The argv of one step writing output "o" of `kind`, encoded by `codec`, into `out`.
     fn argv_of(kind: model::OutputKind, codec: &str) -> (Vec<String>, RenderedOutput) {
+        let rendered = render(
+            &step_of(kind, codec),
+            |_| PathBuf::from("in/a"),
+            Path::new("out"),
+        );
+        let argv = rendered
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        (argv, rendered.outputs[0].clone())
+    }
+
+    /// One validated step writing output "o" of `kind`, encoded by `codec`, from a video.
+    fn step_of(kind: model::OutputKind, codec: &str) -> ValidatedStep {
         let media = Video(crate::media::probe::from_json(&serde_json::json!({
             "format": {"format_name": "matroska", "duration": "10", "size": "1000"},
             "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264",
@@ -416,19 +459,36 @@ mod tests {
                 optional: false,
             }],
         };
-        let validated = crate::plan::validate::validate_steps(
-            vec![step],
-            &media,
-            &std::collections::HashSet::new(),
-        )
-        .expect("a valid step");
-        let rendered = render(&validated[0], |_| PathBuf::from("in/a"), Path::new("out"));
-        let argv = rendered
+        crate::plan::validate::validate_steps(vec![step], &media, &std::collections::HashSet::new())
+            .expect("a valid step")
+            .remove(0)
+    }
+
+    #[test]
+    fn a_stripped_image_is_converted_to_srgb_before_it_is_encoded() {
+        let step = step_of(
+            model::OutputKind::Still(image(model::ImageFormat::Webp, None)),
+            "libwebp",
+        );
+        let to_srgb = HashMap::from([("o".to_owned(), "zscale=primaries=709".to_owned())]);
+        let rendered =
+            render_converting(&step, |_| PathBuf::from("in/a"), Path::new("out"), &to_srgb);
+        let argv: Vec<String> = rendered
             .argv
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        (argv, rendered.outputs[0].clone())
+        let graph = argv.iter().position(|a| a == "-filter_complex").unwrap();
+        assert_eq!(
+            argv[graph + 1],
+            "[0:0]zscale=primaries=709[mediahost_srgb_0_0]"
+        );
+        assert!(
+            tail(&argv).starts_with("-map [mediahost_srgb_0_0] "),
+            "{argv:?}"
+        );
+        let plain = render(&step, |_| PathBuf::from("in/a"), Path::new("out"));
+        assert!(!plain.argv.iter().any(|a| a == "-filter_complex"));
     }
 
     /// The argv from the output's first `-map` on, joined by spaces.

@@ -8,7 +8,7 @@
 //! Not here: the round protocol, its caps and what a plan may contain (`plan::session`,
 //! `plan::validate`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -380,8 +380,9 @@ impl Run<'_> {
         &mut self,
         step: &ValidatedStep,
         deliver: bool,
+        to_srgb: &HashMap<String, String>,
     ) -> Result<Vec<render::RenderedOutput>, JobError> {
-        let rendered = self.render(step, deliver);
+        let rendered = self.render(step, deliver, to_srgb);
         let name = step.step().name.clone();
         for dir in rendered.outputs.iter().filter_map(|o| o.dir.as_ref()) {
             self.output_dir(dir).map_err(|e| {
@@ -489,12 +490,17 @@ impl Run<'_> {
     }
 
     /// The step's command line, writing intermediates under `work/` and deliverables under `out/`.
-    fn render(&self, step: &ValidatedStep, deliver: bool) -> render::Rendered {
+    fn render(
+        &self,
+        step: &ValidatedStep,
+        deliver: bool,
+        to_srgb: &HashMap<String, String>,
+    ) -> render::Rendered {
         let dir = self
             .scratch
             .path()
             .join(if deliver { "out" } else { "work" });
-        render::render(
+        render::render_converting(
             step,
             |r| {
                 self.media
@@ -503,6 +509,7 @@ impl Run<'_> {
                     .unwrap_or_default()
             },
             &dir,
+            to_srgb,
         )
     }
 
@@ -554,7 +561,7 @@ impl Run<'_> {
             self.deliver(step).await?;
             return Ok(Vec::new());
         }
-        let outputs = self.execute(step, false).await?;
+        let outputs = self.execute(step, false, &HashMap::new()).await?;
         let mut written = Vec::new();
         for out in outputs {
             self.checked(&step.step().name, &out)?;
@@ -592,8 +599,9 @@ impl Run<'_> {
     /// first run's error (running the step again is the whole cost, and only on failure).
     async fn deliver(&mut self, step: &ValidatedStep) -> Result<(), JobError> {
         let outputs = &step.step().outputs;
+        let to_srgb = self.srgb_conversions(step)?;
         let results: Vec<(render::RenderedOutput, Option<JobError>)> =
-            match self.execute(step, true).await {
+            match self.execute(step, true, &to_srgb).await {
                 Ok(written) => written.into_iter().map(|r| (r, None)).collect(),
                 Err(first)
                     if first.code == ErrorCode::FfmpegFailed
@@ -603,7 +611,7 @@ impl Run<'_> {
                         outputs.iter().any(|o| o.name == r.name && o.optional)
                     };
                     let mut results: Vec<_> = self
-                        .render(step, true)
+                        .render(step, true, &to_srgb)
                         .outputs
                         .into_iter()
                         .filter(|r| failed(r))
@@ -620,7 +628,7 @@ impl Run<'_> {
                             ),
                         )
                         .await;
-                        let written = self.execute(&required, true).await?;
+                        let written = self.execute(&required, true, &to_srgb).await?;
                         results.extend(written.into_iter().map(|r| (r, None)));
                     }
                     results
@@ -652,9 +660,74 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Copies the step's source image's EXIF, XMP and ICC profile into an image output that
-    /// keeps them (ffmpeg 5.1 drops EXIF, and the ICC profile in WebP). A source that is not
-    /// an image (a video, for a poster) has nothing to copy.
+    /// The metadata of the step's source image (its first input), when it is an image that
+    /// carries any: a video, or an image over the size read whole, has none to give.
+    fn source_metadata(
+        &self,
+        step: &ValidatedStep,
+    ) -> Result<Option<image_meta::Metadata>, JobError> {
+        let Some(source) = step
+            .step()
+            .inputs
+            .first()
+            .and_then(|i| self.media.get(&i.source))
+        else {
+            return Ok(None);
+        };
+        let source_len = std::fs::metadata(&source.path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if source_len > MAX_METADATA_SOURCE_BYTES {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&source.path)
+            .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?;
+        Ok(image_meta::read(&bytes).ok().filter(|m| !m.is_empty()))
+    }
+
+    /// The sRGB conversion of each image output that strips its metadata from a source whose
+    /// ICC profile is not sRGB, by output name. A profile ffmpeg 5.1 cannot convert is refused.
+    fn srgb_conversions(&self, step: &ValidatedStep) -> Result<HashMap<String, String>, JobError> {
+        let stripping: Vec<&model::Output> = step
+            .step()
+            .outputs
+            .iter()
+            .filter(|o| match &o.kind {
+                model::OutputKind::Still(image) => image.metadata == model::ImageMetadata::Strip,
+                model::OutputKind::ImageSequence(seq) => {
+                    seq.image.metadata == model::ImageMetadata::Strip
+                }
+                _ => false,
+            })
+            .collect();
+        let mut conversions = HashMap::new();
+        if stripping.is_empty() {
+            return Ok(conversions);
+        }
+        let Some(profile) = self.source_metadata(step)?.and_then(|m| m.icc) else {
+            return Ok(conversions);
+        };
+        for output in stripping {
+            let filter = image_meta::srgb_filter(&profile).map_err(|e| {
+                let e = JobError::from(e);
+                JobError::new(
+                    e.code,
+                    &e.step,
+                    format!("output '{}': {}", output.name, e.message),
+                )
+            })?;
+            if let Some(filter) = filter {
+                conversions.insert(output.name.clone(), filter);
+            }
+        }
+        Ok(conversions)
+    }
+
+    /// Sets an image output's metadata after encoding: the step's source image's EXIF, XMP and
+    /// ICC profile when it keeps them (ffmpeg 5.1 drops EXIF, and the ICC profile in WebP; a
+    /// source that is not an image, a video for a poster, has nothing to copy), none at all when
+    /// it strips them (ffmpeg carries a JPEG's ICC profile over, which would be wrong for
+    /// pixels converted to sRGB). AVIF is written as ffmpeg made it.
     async fn carry_metadata(
         &self,
         step: &ValidatedStep,
@@ -666,32 +739,16 @@ impl Run<'_> {
             model::OutputKind::ImageSequence(seq) => &seq.image,
             _ => return Ok(()),
         };
-        if image.metadata != model::ImageMetadata::Keep || image.format == model::ImageFormat::Avif
-        {
+        if image.format == model::ImageFormat::Avif {
             return Ok(());
         }
-        let Some(source) = step
-            .step()
-            .inputs
-            .first()
-            .and_then(|i| self.media.get(&i.source))
-        else {
-            return Ok(());
+        let meta = match image.metadata {
+            model::ImageMetadata::Strip => image_meta::Metadata::default(),
+            model::ImageMetadata::Keep => match self.source_metadata(step)? {
+                Some(meta) => meta,
+                None => return Ok(()),
+            },
         };
-        let source_len = std::fs::metadata(&source.path)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if source_len > MAX_METADATA_SOURCE_BYTES {
-            return Ok(());
-        }
-        let bytes = std::fs::read(&source.path)
-            .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?;
-        let Ok(meta) = image_meta::read(&bytes) else {
-            return Ok(());
-        };
-        if meta.is_empty() {
-            return Ok(());
-        }
         // A plan that turns the pixels has applied the orientation EXIF describes.
         let rotated = step.step().graph.iter().any(|n| {
             matches!(
