@@ -2,7 +2,7 @@
 //! processes, for short audio jobs on local storage, through the real binary, a private
 //! redis-server and real ffmpeg.
 //!
-//! Run: `cargo bench -p mediahost --bench job_overhead` (after `presets-wasm/build.sh`).
+//! Run: `cargo bench -p mediahost --bench job_overhead` (presets from `presets-wasm/released`).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -62,7 +62,7 @@ async fn main() {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--presets-dir")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../presets-wasm/dist"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../presets-wasm/released"))
             .args(["--concurrency", "1"])
             .env("RUST_LOG", "warn")
             .spawn()

@@ -2,7 +2,7 @@
 //! it. Also what loading a component costs: cold (compile + describe) and warm (the compiled
 //! artifact from the on-disk cache + describe).
 //!
-//! Run: `cargo bench -p mediahost --bench plan_call` (after `presets-wasm/build.sh`).
+//! Run: `cargo bench -p mediahost --bench plan_call` (presets from `presets-wasm/released`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,10 +16,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../presets-wasm/dist");
-    let file = dist.join("loudness-normalize-1.0.0.wasm");
+    let released = Path::new(env!("CARGO_MANIFEST_DIR")).join("../presets-wasm/released");
+    let file = released.join("loudness-normalize-1.0.0.wasm");
     let bytes = std::fs::read(&file)
-        .unwrap_or_else(|e| panic!("{}: {e}; run presets-wasm/build.sh first", file.display()));
+        .unwrap_or_else(|e| panic!("{}: {e}; it is a released artifact", file.display()));
     let runtime = Runtime::new(SandboxLimits::default(), None).expect("engine");
 
     let mut cold = Vec::new();

@@ -27,7 +27,7 @@ pub enum PresetCommand {
     /// Publish a component (.wasm) as a new preset version; it is live on every process within
     /// a second.
     Push {
-        /// The built component, e.g. presets-wasm/dist/loudness-normalize-1.1.0.wasm.
+        /// The built component, e.g. presets-wasm/released/loudness-normalize-1.2.0.wasm.
         file: PathBuf,
     },
     /// List presets and their versions.

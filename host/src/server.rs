@@ -90,8 +90,8 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     }
     if catalog.registry().is_empty() {
         warnings.push(format!(
-            "no presets loaded from {} or the catalog; build them with presets-wasm/build.sh \
-             or publish one with `mediahost preset push`",
+            "no presets loaded from {} or the catalog; point --presets-dir at \
+             presets-wasm/released or publish one with `mediahost preset push`",
             opts.presets_dir().display()
         ));
     }

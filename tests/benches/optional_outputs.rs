@@ -5,9 +5,9 @@
 //! `partial`). One host, one upload, jobs one at a time alternating between the two modes after
 //! an untimed warm-up job of each. Per mode it prints the median and max of the submit-to-COMPLETED
 //! wall time and of the job's `timings.ffmpeg_s` (ffprobe and ffmpeg children) and
-//! `timings.run_s` (the attempt), and the ratio of the medians (broken/normal). Each job's
-//! outcome is asserted (`complete`, or `partial` with `broken` FAILED and the renditions whole),
-//! so a bench of failing jobs stops instead of printing figures.
+//! `timings.run_s` (the attempt), then the ratio (broken/normal) and difference of the medians.
+//! Each job's outcome is asserted (`complete`, or `partial` with `broken` FAILED and the
+//! renditions whole), so a bench of failing jobs stops instead of printing figures.
 //!
 //! Run (the debug binary is the default of the test harness; to measure a release one):
 //!

@@ -262,8 +262,8 @@ impl Catalog {
     pub async fn seed_dir(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
             anyhow::anyhow!(
-                "cannot read the presets directory {}: {e}; build the presets with \
-                 presets-wasm/build.sh or point --presets-dir at a directory of .wasm files",
+                "cannot read the presets directory {}: {e}; point --presets-dir at a directory \
+                 of .wasm files (the released built-in presets are in presets-wasm/released)",
                 dir.display()
             )
         })?;

@@ -491,7 +491,7 @@ impl Runtime {
                 if bytes.starts_with(b"\0asm\x01\0\0\0") {
                     return Err(LoadError::invalid(
                         "this is a core WebAssembly module, not a component; build the preset \
-                         for the wasm32-wasip2 target (presets-wasm/build.sh does)",
+                         for the wasm32-wasip2 target (`cargo build --release --target wasm32-wasip2`)",
                     ));
                 }
                 let component = Component::new(&self.engine, bytes).map_err(|e| {
