@@ -170,6 +170,28 @@ pub struct Progress {
 }
 
 /// How a completed job ended: every output stored, or only the required ones (`partial`).
+impl OutputRecord {
+    /// The record of an output that was not stored, with why.
+    pub fn failed(name: &str, kind: OutputKind, optional: bool, error: JobError) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            state: OutputState::Failed,
+            optional,
+            error: Some(error),
+            uri: String::new(),
+            key: String::new(),
+            container: String::new(),
+            size_bytes: 0,
+            duration_s: None,
+            codecs: Vec::new(),
+            streams: Vec::new(),
+            objects: Vec::new(),
+            variants: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {

@@ -110,36 +110,8 @@ fn stats(v: &mut [f64]) -> (f64, f64) {
     (v[v.len() / 2], v[v.len() - 1])
 }
 
-/// The 8 s 320x240 H.264 clip with a stereo AAC tone that `tests/interface_versions.rs` uses.
 fn video(dir: &Path) -> PathBuf {
-    let dest = dir.join("clip.mp4");
-    media::run(
-        media::ffmpeg()
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x240:rate=24:duration=8",
-            ])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=8",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-            ])
-            .args(["-c:a", "aac", "-ac", "2", "-b:a", "96k", "-shortest"])
-            .arg(&dest),
-        "ffmpeg test video",
-    );
-    dest
+    media::clip_with_audio(&dir.join("clip.mp4"))
 }
 
 #[tokio::main]

@@ -269,6 +269,38 @@ pub fn video_only(dest: &Path) -> PathBuf {
     dest.to_path_buf()
 }
 
+/// An 8 s 320x240 H.264 clip at 24 fps (testsrc2: fast, sharp motion) with a stereo 440 Hz AAC
+/// tone: a video job's input, short enough for 2 cores.
+pub fn clip_with_audio(dest: &Path) -> PathBuf {
+    run(
+        ffmpeg()
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=24:duration=8",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000:duration=8",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .args(["-c:a", "aac", "-ac", "2", "-b:a", "96k", "-shortest"])
+            .arg(dest),
+        "ffmpeg test clip",
+    );
+    dest.to_path_buf()
+}
+
 /// A text file that no demuxer reads, named like audio (the mislabelled upload a user makes).
 pub fn not_media(dest: &Path) -> PathBuf {
     let mut text = String::from("Meeting notes, not a recording.\n");

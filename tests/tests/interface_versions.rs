@@ -25,36 +25,25 @@ fn host(storage: StorageKind, label: &str) -> Host {
     Host::start_with_presets(storage, &dir).expect("host starts")
 }
 
-/// An 8 s 320x240 H.264 video at 24 fps with a stereo AAC tone: short enough for 2 cores.
 fn video(dir: &Path) -> PathBuf {
-    let dest = dir.join("clip.mp4");
-    media::run(
-        media::ffmpeg()
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x240:rate=24:duration=8",
-            ])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=8",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-            ])
-            .args(["-c:a", "aac", "-ac", "2", "-b:a", "96k", "-shortest"])
-            .arg(&dest),
-        "ffmpeg test video",
-    );
-    dest
+    media::clip_with_audio(&dir.join("clip.mp4"))
+}
+
+/// Runs the showcase on the test clip (and, with `photo`, the test photo) with `params`, and
+/// returns the completed job and the directory for its downloads.
+async fn showcase(host: &Host, label: &str, photo_too: bool, params: Value) -> (Value, PathBuf) {
+    let client = host.client();
+    let dir = Fixtures::get().scratch(label);
+    let mut inputs = json!({"main": client.upload(&video(&dir)).await});
+    if photo_too {
+        inputs["photo"] = json!(client.upload(&photo(&dir)).await);
+    }
+    let job = client
+        .run_job_ok(&json!({
+            "preset": "fixture-v2-showcase", "version": "1.0.0", "inputs": inputs, "params": params,
+        }))
+        .await;
+    (job, dir)
 }
 
 /// The EXIF block (big-endian TIFF, one IFD entry: orientation 6) and XMP packet the test photo
@@ -228,15 +217,7 @@ async fn a_2_0_dry_run_shows_every_output_kind_the_package_and_the_document() {
 async fn a_2_0_job_stores_every_output_kind_and_writes_the_master_last() {
     let host = host(StorageKind::Local, "v2-job");
     let client = host.client();
-    let dir = Fixtures::get().scratch("v2-job");
-    let input = client.upload(&video(&dir)).await;
-    let photo = client.upload(&photo(&dir)).await;
-    let job = client
-        .run_job_ok(&json!({
-            "preset": "fixture-v2-showcase", "version": "1.0.0",
-            "inputs": {"main": input, "photo": photo},
-        }))
-        .await;
+    let (job, dir) = showcase(&host, "v2-job", true, json!({})).await;
     assert_eq!(job["outcome"], "complete", "{job:#}");
     assert_eq!(job["report"]["progressive"], true, "{job:#}");
 
@@ -420,14 +401,7 @@ fn master_is_stored_last(host: &Host, job: &Value) {
 async fn an_optional_output_that_fails_leaves_the_job_partial_and_the_rest_whole() {
     let host = host(StorageKind::Local, "v2-partial");
     let client = host.client();
-    let dir = Fixtures::get().scratch("v2-partial");
-    let input = client.upload(&video(&dir)).await;
-    let job = client
-        .run_job_ok(&json!({
-            "preset": "fixture-v2-showcase", "version": "1.0.0", "inputs": {"main": input},
-            "params": {"break_optional": true},
-        }))
-        .await;
+    let (job, _) = showcase(&host, "v2-partial", false, json!({"break_optional": true})).await;
     assert_eq!(job["outcome"], "partial", "{job:#}");
     let broken = output(&job, "broken");
     assert_eq!(broken["state"], "FAILED", "{broken:#}");
@@ -447,13 +421,7 @@ async fn an_optional_output_that_fails_leaves_the_job_partial_and_the_rest_whole
 async fn packaged_outputs_keep_their_content_type_and_cache_policy_on_s3() {
     let host = host(StorageKind::S3, "v2-s3");
     let client = host.client();
-    let dir = Fixtures::get().scratch("v2-s3");
-    let input = client.upload(&video(&dir)).await;
-    let job = client
-        .run_job_ok(&json!({
-            "preset": "fixture-v2-showcase", "version": "1.0.0", "inputs": {"main": input},
-        }))
-        .await;
+    let (job, _) = showcase(&host, "v2-s3", false, json!({})).await;
     let rendition = output(&job, "144p");
     let segment = rendition["objects"]
         .as_array()

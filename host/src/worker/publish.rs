@@ -463,22 +463,7 @@ fn settle(
         Err(e) if optional => Ok(Stored {
             names: Vec::new(),
             rendition: None,
-            record: OutputRecord {
-                name: name.to_owned(),
-                kind,
-                state: OutputState::Failed,
-                optional,
-                error: Some(e),
-                uri: String::new(),
-                key: String::new(),
-                container: String::new(),
-                size_bytes: 0,
-                duration_s: None,
-                codecs: Vec::new(),
-                streams: Vec::new(),
-                objects: Vec::new(),
-                variants: Vec::new(),
-            },
+            record: OutputRecord::failed(name, kind, optional, e),
         }),
         Err(e) => Err(e),
     }
@@ -550,20 +535,14 @@ mod tests {
             names: names.iter().map(|n| n.to_string()).collect(),
             rendition: None,
             record: OutputRecord {
-                name: name.into(),
-                kind,
                 state,
-                optional: state == OutputState::Failed,
                 error: None,
-                uri: String::new(),
-                key: String::new(),
-                container: String::new(),
-                size_bytes: 0,
-                duration_s: None,
-                codecs: Vec::new(),
-                streams: Vec::new(),
-                objects: Vec::new(),
-                variants: Vec::new(),
+                ..OutputRecord::failed(
+                    name,
+                    kind,
+                    state == OutputState::Failed,
+                    JobError::new(ErrorCode::FfmpegFailed, "ffmpeg", "failed"),
+                )
             },
         }
     }
