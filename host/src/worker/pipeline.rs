@@ -599,7 +599,14 @@ impl Run<'_> {
     /// first run's error (running the step again is the whole cost, and only on failure).
     async fn deliver(&mut self, step: &ValidatedStep) -> Result<(), JobError> {
         let outputs = &step.step().outputs;
-        let to_srgb = self.srgb_conversions(step)?;
+        // The source image is read and parsed once for the whole step, and only when the step
+        // writes an image whose metadata is set from it.
+        let source = if outputs.iter().any(|o| metadata_image(o).is_some()) {
+            self.source_metadata(step)?
+        } else {
+            None
+        };
+        let to_srgb = srgb_conversions(step, source.as_ref())?;
         let results: Vec<(render::RenderedOutput, Option<JobError>)> =
             match self.execute(step, true, &to_srgb).await {
                 Ok(written) => written.into_iter().map(|r| (r, None)).collect(),
@@ -643,7 +650,10 @@ impl Run<'_> {
                 .clone();
             let failed = match failed {
                 Some(e) => Some(e),
-                None => self.carry_metadata(step, &output, &rendered).await.err(),
+                None => self
+                    .carry_metadata(step, source.as_ref(), &output, &rendered)
+                    .await
+                    .err(),
             };
             let state = if failed.is_some() {
                 OutputPhase::Failed
@@ -685,44 +695,6 @@ impl Run<'_> {
         Ok(image_meta::read(&bytes).ok().filter(|m| !m.is_empty()))
     }
 
-    /// The sRGB conversion of each image output that strips its metadata from a source whose
-    /// ICC profile is not sRGB, by output name. A profile ffmpeg 5.1 cannot convert is refused.
-    fn srgb_conversions(&self, step: &ValidatedStep) -> Result<HashMap<String, String>, JobError> {
-        let stripping: Vec<&model::Output> = step
-            .step()
-            .outputs
-            .iter()
-            .filter(|o| match &o.kind {
-                model::OutputKind::Still(image) => image.metadata == model::ImageMetadata::Strip,
-                model::OutputKind::ImageSequence(seq) => {
-                    seq.image.metadata == model::ImageMetadata::Strip
-                }
-                _ => false,
-            })
-            .collect();
-        let mut conversions = HashMap::new();
-        if stripping.is_empty() {
-            return Ok(conversions);
-        }
-        let Some(profile) = self.source_metadata(step)?.and_then(|m| m.icc) else {
-            return Ok(conversions);
-        };
-        for output in stripping {
-            let filter = image_meta::srgb_filter(&profile).map_err(|e| {
-                let e = JobError::from(e);
-                JobError::new(
-                    e.code,
-                    &e.step,
-                    format!("output '{}': {}", output.name, e.message),
-                )
-            })?;
-            if let Some(filter) = filter {
-                conversions.insert(output.name.clone(), filter);
-            }
-        }
-        Ok(conversions)
-    }
-
     /// Sets an image output's metadata after encoding: the step's source image's EXIF, XMP and
     /// ICC profile when it keeps them (ffmpeg 5.1 drops EXIF, and the ICC profile in WebP; a
     /// source that is not an image, a video for a poster, has nothing to copy), none at all when
@@ -731,21 +703,17 @@ impl Run<'_> {
     async fn carry_metadata(
         &self,
         step: &ValidatedStep,
+        source: Option<&image_meta::Metadata>,
         output: &model::Output,
         rendered: &render::RenderedOutput,
     ) -> Result<(), JobError> {
-        let image = match &output.kind {
-            model::OutputKind::Still(image) => image,
-            model::OutputKind::ImageSequence(seq) => &seq.image,
-            _ => return Ok(()),
-        };
-        if image.format == model::ImageFormat::Avif {
+        let Some(image) = metadata_image(output) else {
             return Ok(());
-        }
+        };
         let meta = match image.metadata {
             model::ImageMetadata::Strip => image_meta::Metadata::default(),
-            model::ImageMetadata::Keep => match self.source_metadata(step)? {
-                Some(meta) => meta,
+            model::ImageMetadata::Keep => match source {
+                Some(meta) => meta.clone(),
                 None => return Ok(()),
             },
         };
@@ -853,6 +821,58 @@ impl Run<'_> {
             .map_err(|e| JobError::new(ErrorCode::StorageFailed, "upload", e.to_string()))?;
         Ok(records)
     }
+}
+
+/// The image spec of an output whose metadata the host sets after encoding (kept from the
+/// source or stripped); AVIF is written as ffmpeg made it.
+fn metadata_image(output: &model::Output) -> Option<&model::ImageSpec> {
+    let image = match &output.kind {
+        model::OutputKind::Still(image) => image,
+        model::OutputKind::ImageSequence(seq) => &seq.image,
+        _ => return None,
+    };
+    (image.format != model::ImageFormat::Avif).then_some(image)
+}
+
+/// The sRGB conversion of each image output that strips its metadata from a source whose
+/// ICC profile is not sRGB, by output name. A profile ffmpeg 5.1 cannot convert is refused.
+fn srgb_conversions(
+    step: &ValidatedStep,
+    source: Option<&image_meta::Metadata>,
+) -> Result<HashMap<String, String>, JobError> {
+    let stripping: Vec<&model::Output> = step
+        .step()
+        .outputs
+        .iter()
+        .filter(|o| match &o.kind {
+            model::OutputKind::Still(image) => image.metadata == model::ImageMetadata::Strip,
+            model::OutputKind::ImageSequence(seq) => {
+                seq.image.metadata == model::ImageMetadata::Strip
+            }
+            _ => false,
+        })
+        .collect();
+    let mut conversions = HashMap::new();
+    if stripping.is_empty() {
+        return Ok(conversions);
+    }
+    let Some(profile) = source.and_then(|m| m.icc.as_ref()) else {
+        return Ok(conversions);
+    };
+    for output in stripping {
+        let filter = image_meta::srgb_filter(profile).map_err(|e| {
+            let e = JobError::from(e);
+            JobError::new(
+                e.code,
+                &e.step,
+                format!("output '{}': {}", output.name, e.message),
+            )
+        })?;
+        if let Some(filter) = filter {
+            conversions.insert(output.name.clone(), filter);
+        }
+    }
+    Ok(conversions)
 }
 
 impl Executor for Run<'_> {
