@@ -28,6 +28,8 @@ pub enum Arg {
     Rate,
     /// "WxH" (tile layout).
     Size,
+    /// A `:`-separated list of `key=value` pairs (x265-params), each key with its own type.
+    Params(&'static [(&'static str, Arg)]),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +184,14 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("duration", Num(0.0, 86400.0)),
             ("curve", Choice(FADE_CURVES)),
         ],
-        "atrim" | "trim" => TRIM,
+        "atrim" => TRIM,
+        "trim" => &[
+            ("start", Num(0.0, 86400.0)),
+            ("end", Num(0.0, 86400.0)),
+            ("duration", Num(0.0, 86400.0)),
+            ("start_frame", Int(0, 100_000_000)),
+            ("end_frame", Int(1, 100_000_000)),
+        ],
         "asetpts" | "setpts" => &[("expr", Choice(PTS))],
         "apad" => &[
             ("pad_dur", Num(0.0, 86400.0)),
@@ -225,6 +234,14 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
             ),
         ],
         "fps" => &[("fps", Rate)],
+        // Deinterlacers, for sources the interlacing analysis calls interlaced.
+        "bwdif" | "yadif" => &[
+            ("mode", Choice(&["send_frame", "send_field"])),
+            ("parity", Choice(&["auto", "tff", "bff"])),
+            ("deint", Choice(&["all", "interlaced"])),
+        ],
+        // Joins streams of the step's own inputs end to end (sprite tiles read by seeking).
+        "concat" => &[("n", Int(1, 16)), ("v", Int(0, 1)), ("a", Int(0, 1))],
         "format" => &[("pix_fmts", List(ListOf::PixelFormats))],
         "crop" | "pad" => &[
             ("w", Int(1, 7680)),
@@ -292,6 +309,29 @@ pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
         "slower",
         "veryslow",
     ];
+    const X26X_TUNES: &[&str] = &[
+        "film",
+        "animation",
+        "grain",
+        "stillimage",
+        "fastdecode",
+        "zerolatency",
+    ];
+    const H264_LEVELS: &[&str] = &[
+        "3.0", "3.1", "3.2", "4.0", "4.1", "4.2", "5.0", "5.1", "5.2", "6.0", "6.1", "6.2",
+    ];
+    // What a ladder needs of x265 beyond the generic options: fixed keyframes, closed GOPs, no
+    // scene-cut keyframes, a level; nothing that names a file (no `csv`, `analysis-save`, ...).
+    const X265_PARAMS: &[(&str, Arg)] = &[
+        ("keyint", Int(1, 1000)),
+        ("min-keyint", Int(1, 1000)),
+        ("scenecut", Int(0, 100)),
+        ("open-gop", Bool),
+        ("bframes", Int(0, 16)),
+        ("repeat-headers", Bool),
+        ("level-idc", Choice(&["4.1", "5.0", "5.1", "5.2", "6.0", "6.1", "6.2"])),
+        ("log-level", Choice(&["none", "error", "warning"])),
+    ];
     Some(match codec {
         "pcm_s16le" | "pcm_s24le" | "pcm_s32le" | "pcm_f32le" | "alac" | "png" => &[],
         "flac" => &[("compression_level", Int(0, 12))],
@@ -308,27 +348,36 @@ pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("compression_level", Int(0, 10)),
         ],
         "libvorbis" => &[("q", Num(-1.0, 10.0))],
-        "libx264" | "libx265" => &[
+        "libx264" => &[
             ("crf", Int(0, 51)),
             ("preset", Choice(X26X_PRESETS)),
-            ("profile", Choice(&["baseline", "main", "high", "main10"])),
-            (
-                "tune",
-                Choice(&[
-                    "film",
-                    "animation",
-                    "grain",
-                    "stillimage",
-                    "fastdecode",
-                    "zerolatency",
-                ]),
-            ),
+            ("profile", Choice(&["baseline", "main", "high"])),
+            ("level", Choice(H264_LEVELS)),
+            ("tune", Choice(X26X_TUNES)),
             ("g", Int(1, 1000)),
             // A fixed GOP for HLS: segments can only start at keyframes.
             ("keyint_min", Int(1, 1000)),
             ("sc_threshold", Int(0, 100)),
+            ("bf", Int(0, 16)),
             ("maxrate", Int(10_000, 200_000_000)),
             ("bufsize", Int(10_000, 400_000_000)),
+            ("forced-idr", Bool),
+            ("tag", Choice(&["avc1"])),
+        ],
+        "libx265" => &[
+            ("crf", Int(0, 51)),
+            ("preset", Choice(X26X_PRESETS)),
+            ("profile", Choice(&["main", "main10"])),
+            ("tune", Choice(X26X_TUNES)),
+            ("g", Int(1, 1000)),
+            ("keyint_min", Int(1, 1000)),
+            ("maxrate", Int(10_000, 200_000_000)),
+            ("bufsize", Int(10_000, 400_000_000)),
+            // Forced keyframes (segment boundaries) as IDR frames, so every segment decodes alone.
+            ("forced-idr", Bool),
+            // `hvc1` is what Apple's players require of HEVC in MP4 and fMP4.
+            ("tag", Choice(&["hvc1", "hev1"])),
+            ("x265-params", Params(X265_PARAMS)),
         ],
         "libvpx-vp9" => &[
             ("crf", Int(0, 63)),

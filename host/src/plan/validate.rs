@@ -1051,6 +1051,7 @@ fn check_value(kind: &Arg, value: &model::Value) -> Result<(), String> {
         (Arg::Size, V::Text(t)) => t.split_once('x').is_some_and(|(a, b)| {
             matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if (1..=64).contains(&a) && (1..=64).contains(&b))
         }),
+        (Arg::Params(keys), V::Text(t)) => t.len() <= 512 && t.split(':').all(|pair| param_ok(keys, pair)),
         _ => false,
     };
     if ok {
@@ -1061,6 +1062,27 @@ fn check_value(kind: &Arg, value: &model::Value) -> Result<(), String> {
             show(value)
         ))
     }
+}
+
+/// One `key=value` of a parameter list: a listed key, its value read as that key's type
+/// (`0`/`1` for a boolean).
+fn param_ok(keys: &[(&str, Arg)], pair: &str) -> bool {
+    let Some((key, text)) = pair.split_once('=') else {
+        return false;
+    };
+    let Some((_, kind)) = keys.iter().find(|(name, _)| *name == key) else {
+        return false;
+    };
+    let value = match kind {
+        Arg::Int(..) => text.parse().map(model::Value::Integer),
+        Arg::Bool => match text {
+            "0" | "1" => Ok(model::Value::Boolean(text == "1")),
+            _ => return false,
+        },
+        Arg::Choice(_) => Ok(model::Value::Text(text.to_owned())),
+        _ => return false,
+    };
+    value.is_ok_and(|v| check_value(kind, &v).is_ok())
 }
 
 fn show(v: &model::Value) -> String {
@@ -1158,6 +1180,28 @@ mod tests {
 
     fn validate(step: model::Step, seconds: f64) -> Result<ValidatedStep, Rejection> {
         validate_steps(vec![step], &media(seconds), &HashSet::new()).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn x265_params_take_only_listed_keys_with_typed_values() {
+        let (_, params) = allowlist::encoder_options("libx265")
+            .unwrap()
+            .iter()
+            .find(|(name, _)| *name == "x265-params")
+            .unwrap();
+        let ok = |text: &str| check_value(params, &model::Value::Text(text.into())).is_ok();
+        assert!(ok("keyint=48:min-keyint=48:scenecut=0:open-gop=0:level-idc=5.1"));
+        for refused in [
+            "csv=/tmp/stats.csv",
+            "keyint=48:analysis-save=x",
+            "open-gop=yes",
+            "keyint=0",
+            "keyint=48:",
+            "scenecut=40=1",
+            "level-idc=3",
+        ] {
+            assert!(!ok(refused), "{refused} passed");
+        }
     }
 
     #[test]
