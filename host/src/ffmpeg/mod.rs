@@ -639,9 +639,48 @@ pub fn time_limit(media_s: f64) -> Duration {
     Duration::from_secs_f64((60.0 + 10.0 * media_s).min(12.0 * 3600.0))
 }
 
+/// What a failed ffmpeg's stderr says went wrong, in one line for the job record. Its last line
+/// ("Conversion failed!") is often only the consequence, so the first line reporting an error
+/// (an encoder refusing its settings, say) leads, and the last follows when it differs.
+pub fn failure_summary(stderr: &str) -> String {
+    let clip = crate::plan::session::clip;
+    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let Some(last) = lines().last() else {
+        return "no error output".into();
+    };
+    let cause = lines().find(|l| {
+        let lower = l.to_ascii_lowercase();
+        ["error", "cannot", "invalid", "not supported", "unsupported"]
+            .iter()
+            .any(|word| lower.contains(word))
+    });
+    match cause {
+        Some(cause) if cause != last => format!("{} ({})", clip(cause, 384), clip(last, 128)),
+        _ => clip(last, 512),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_is_summarised_by_its_cause_then_its_last_line() {
+        let x265 = "x265 [info]: HEVC encoder version 3.5\n\
+                    x265 [error]: picture dimensions are out of range for specified level\n\
+                    [libx265 @ 0x5] Cannot open libx265 encoder.\n\
+                    Conversion failed!\n";
+        assert_eq!(
+            failure_summary(x265),
+            "x265 [error]: picture dimensions are out of range for specified level \
+             (Conversion failed!)"
+        );
+        assert_eq!(
+            failure_summary("in.wav: Invalid data found when processing input\n"),
+            "in.wav: Invalid data found when processing input"
+        );
+        assert_eq!(failure_summary("  \n"), "no error output");
+    }
     use std::os::unix::fs::PermissionsExt;
 
     fn sh(script: &str) -> (PathBuf, Vec<OsString>) {

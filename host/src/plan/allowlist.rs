@@ -329,7 +329,10 @@ pub fn encoder_options(codec: &str) -> Option<&'static [(&'static str, Arg)]> {
         ("open-gop", Bool),
         ("bframes", Int(0, 16)),
         ("repeat-headers", Bool),
-        ("level-idc", Choice(&["4.1", "5.0", "5.1", "5.2", "6.0", "6.1", "6.2"])),
+        (
+            "level-idc",
+            Choice(&["4.1", "5.0", "5.1", "5.2", "6.0", "6.1", "6.2"]),
+        ),
         ("log-level", Choice(&["none", "error", "warning"])),
     ];
     Some(match codec {

@@ -1190,7 +1190,9 @@ mod tests {
             .find(|(name, _)| *name == "x265-params")
             .unwrap();
         let ok = |text: &str| check_value(params, &model::Value::Text(text.into())).is_ok();
-        assert!(ok("keyint=48:min-keyint=48:scenecut=0:open-gop=0:level-idc=5.1"));
+        assert!(ok(
+            "keyint=48:min-keyint=48:scenecut=0:open-gop=0:level-idc=5.1"
+        ));
         for refused in [
             "csv=/tmp/stats.csv",
             "keyint=48:analysis-save=x",

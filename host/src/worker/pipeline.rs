@@ -21,7 +21,7 @@ use crate::ffmpeg::{self, Tools, jail, output, render};
 use crate::job::{Job, JobStore, OutputPhase, OutputProgress, OutputRecord, OutputState, Progress};
 use crate::media::{analysis, image_meta, probe};
 use crate::model;
-use crate::plan::session::{self, Executor, LogLine, Sandboxed, Session, Stage, Written, clip};
+use crate::plan::session::{self, Executor, LogLine, Sandboxed, Session, Stage, Written};
 use crate::plan::validate::{ValidatedAnalysis, ValidatedFinish, ValidatedStep};
 use crate::preset::catalog::Catalog;
 use crate::preset::params;
@@ -462,15 +462,10 @@ impl Run<'_> {
         if !captured.success {
             self.note("ffmpeg", format!("step '{name}' stderr:\n{stderr}"))
                 .await;
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no error output");
             return Err(JobError::new(
                 ErrorCode::FfmpegFailed,
                 "ffmpeg",
-                format!("step '{name}' failed: {}", clip(last, 512)),
+                format!("step '{name}' failed: {}", ffmpeg::failure_summary(&stderr)),
             ));
         }
         if self.job.verbose {
