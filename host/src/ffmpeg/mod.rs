@@ -645,7 +645,7 @@ pub fn time_limit(media_s: f64) -> Duration {
 pub fn failure_summary(stderr: &str) -> String {
     let clip = crate::plan::session::clip;
     let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
-    let Some(last) = lines().last() else {
+    let Some(last) = lines().next_back() else {
         return "no error output".into();
     };
     let cause = lines().find(|l| {
