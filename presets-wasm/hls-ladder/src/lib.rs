@@ -17,7 +17,7 @@ mod ladder;
 
 use ladder::{Codec, Rung};
 use preset_sdk::*;
-use video_source::{Scan, Source, fit, scan_analysis, speed_param};
+use video_source::{Scan, Source, fit, scaled, scan_analysis, speed_param};
 
 struct HlsLadder;
 
@@ -118,13 +118,7 @@ impl Preset for HlsLadder {
         let mut names = Vec::new();
         for rung in &rungs {
             let size = fit(display, rung.height, false);
-            let chain = Chain::new(Pad::link(format!("{}_in", rung.name)))
-                .then(
-                    FilterNode::new("scale")
-                        .arg("w", size.width)
-                        .arg("h", size.height),
-                )
-                .then(FilterNode::new("setsar").arg("sar", 1));
+            let chain = scaled(Chain::new(Pad::link(format!("{}_in", rung.name))), size);
             let encoder = rung.encoder(speed, gop, level);
             let mut output = Output::hls_rendition(rung.name.clone(), segments)
                 .video(Pad::link(rung.name.clone()), encoder);

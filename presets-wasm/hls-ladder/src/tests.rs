@@ -24,16 +24,7 @@ fn request(round: u32, width: u32, height: u32) -> PlanRequest {
 }
 
 fn scanned(request: PlanRequest, verdict: ScanType) -> PlanRequest {
-    request.with_analysis(
-        video_source::SCAN_ID,
-        AnalysisValue::Interlacing(Interlacing {
-            verdict,
-            progressive_frames: 50,
-            top_field_first_frames: 0,
-            bottom_field_first_frames: 0,
-            undetermined_frames: 0,
-        }),
-    )
+    request.with_analysis(video_source::SCAN_ID, video_source::scan_result(verdict))
 }
 
 fn finish(width: u32, height: u32) -> Finish {

@@ -1,7 +1,7 @@
 //! Where each thumbnail goes, and the step that makes each sheet.
 
 use preset_sdk::*;
-use video_source::{Scan, Size, Source};
+use video_source::{Scan, Size, Source, scaled};
 
 /// The most sheets a job makes (one step each).
 pub const MAX_SHEETS: u32 = 16;
@@ -107,16 +107,6 @@ impl Layout {
         chain.then(FilterNode::new("tile").arg("layout", format!("{}x{}", self.columns, self.rows)))
     }
 
-    fn scaled(&self, chain: Chain) -> Chain {
-        chain
-            .then(
-                FilterNode::new("scale")
-                    .arg("w", self.tile.width)
-                    .arg("h", self.tile.height),
-            )
-            .then(FilterNode::new("setsar").arg("sar", 1))
-    }
-
     /// A sheet of at most 16 tiles: one input per tile seeking to its time, one frame of each
     /// (the input read for two frame durations at most), joined and tiled.
     pub fn seek_step(&self, sheet: u32, source: &Source, scan: &Scan) -> Step {
@@ -134,7 +124,7 @@ impl Layout {
             let chain = Chain::new(Pad::stream(i as u32, source.index()))
                 .then_maybe(scan.deinterlacer())
                 .then(FilterNode::new("trim").arg("end_frame", 1));
-            step = step.chain(&label, self.scaled(chain));
+            step = step.chain(&label, scaled(chain, self.tile));
             concat = concat.input(Pad::link(label));
             n += 1;
         }
@@ -158,6 +148,6 @@ impl Layout {
                     .seek(start)
                     .duration(span.max(0.05)),
             )
-            .chain("sheet", self.tiled(self.scaled(chain)))
+            .chain("sheet", self.tiled(scaled(chain, self.tile)))
     }
 }

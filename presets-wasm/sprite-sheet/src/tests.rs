@@ -17,13 +17,7 @@ fn request(duration: f64) -> PlanRequest {
         .with_param("format", "jpeg")
         .with_analysis(
             video_source::SCAN_ID,
-            AnalysisValue::Interlacing(Interlacing {
-                verdict: ScanType::Progressive,
-                progressive_frames: 50,
-                top_field_first_frames: 0,
-                bottom_field_first_frames: 0,
-                undetermined_frames: 0,
-            }),
+            video_source::scan_result(ScanType::Progressive),
         )
 }
 

@@ -20,7 +20,7 @@ mod size;
 
 pub use json::Json;
 
-pub use scan::{SCAN_ID, Scan, scan_analysis};
+pub use scan::{SCAN_ID, Scan, scan_analysis, scan_result};
 pub use size::{Size, fit, fit_width};
 
 use preset_sdk::*;
@@ -162,6 +162,26 @@ impl<'a> Source<'a> {
     pub fn audio(&self) -> Option<AudioStream<'a>> {
         self.info.best_audio()
     }
+}
+
+/// `chain` scaled to `size`, with square pixels: how every picture a preset writes ends.
+pub fn scaled(chain: Chain, size: Size) -> Chain {
+    chain
+        .then(
+            FilterNode::new("scale")
+                .arg("w", size.width)
+                .arg("h", size.height),
+        )
+        .then(FilterNode::new("setsar").arg("sar", 1))
+}
+
+/// The source's picture (the step's first input), deinterlaced when the scan found fields,
+/// scaled to `size`.
+pub fn picture(source: &Source, scan: &Scan, size: Size) -> Chain {
+    scaled(
+        Chain::new(source.pad()).then_maybe(scan.deinterlacer()),
+        size,
+    )
 }
 
 /// A rational as ffmpeg writes it: `30000/1001`, `25/1`.

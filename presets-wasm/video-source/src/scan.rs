@@ -64,3 +64,25 @@ impl Scan {
         )
     }
 }
+
+/// An interlacing result as the host would hand it back, with every sampled frame counted
+/// under `verdict`: for presets' unit tests and dry runs of round 2.
+///
+/// ```
+/// use preset_sdk::*;
+/// let request = PlanRequest::new(2).with_analysis(
+///     video_source::SCAN_ID,
+///     video_source::scan_result(ScanType::TopFieldFirst),
+/// );
+/// assert!(video_source::Scan::of(&request).unwrap().interlaced());
+/// ```
+pub fn scan_result(verdict: ScanType) -> AnalysisValue {
+    let frames = |v: ScanType| if v == verdict { 50 } else { 0 };
+    AnalysisValue::Interlacing(Interlacing {
+        verdict,
+        progressive_frames: frames(ScanType::Progressive),
+        top_field_first_frames: frames(ScanType::TopFieldFirst),
+        bottom_field_first_frames: frames(ScanType::BottomFieldFirst),
+        undetermined_frames: frames(ScanType::Undetermined),
+    })
+}

@@ -64,14 +64,7 @@ impl Preset for VideoThumbnail {
             ImageFormat::Webp => "libwebp",
             _ => "mjpeg",
         };
-        let picture = Chain::new(source.pad())
-            .then_maybe(scan.deinterlacer())
-            .then(
-                FilterNode::new("scale")
-                    .arg("w", size.width)
-                    .arg("h", size.height),
-            )
-            .then(FilterNode::new("setsar").arg("sar", 1));
+        let picture = video_source::picture(&source, &scan, size);
         let step = Step::new("thumbnail")
             .input(StepInput::new(MediaRef::input("main")).seek(time_s))
             .chain("picture", picture)

@@ -19,13 +19,7 @@ fn analysed(request: PlanRequest, black: Vec<Interval>, scenes: Vec<SceneChange>
     request
         .with_analysis(
             video_source::SCAN_ID,
-            AnalysisValue::Interlacing(Interlacing {
-                verdict: ScanType::Progressive,
-                progressive_frames: 50,
-                top_field_first_frames: 0,
-                bottom_field_first_frames: 0,
-                undetermined_frames: 0,
-            }),
+            video_source::scan_result(ScanType::Progressive),
         )
         .with_analysis("black", AnalysisValue::BlackIntervals(black))
         .with_analysis("scenes", AnalysisValue::SceneChanges(scenes))

@@ -131,14 +131,7 @@ impl Preset for VideoTranscode {
             encoder = encoder.option("tag", "hvc1");
         }
 
-        let picture = Chain::new(source.pad())
-            .then_maybe(scan.deinterlacer())
-            .then(
-                FilterNode::new("scale")
-                    .arg("w", size.width)
-                    .arg("h", size.height),
-            )
-            .then(FilterNode::new("setsar").arg("sar", 1));
+        let picture = video_source::picture(&source, &scan, size);
         let mut output = Output::new("main", container).video(Pad::link("picture"), encoder);
         if mp4_family {
             output = output.muxer_option("movflags", "+faststart");

@@ -18,13 +18,7 @@ fn plan_with(info: MediaInfo, params: &[(&str, ParamValue)]) -> Finish {
         .with_param("speed", "medium")
         .with_analysis(
             video_source::SCAN_ID,
-            AnalysisValue::Interlacing(Interlacing {
-                verdict: ScanType::Progressive,
-                progressive_frames: 50,
-                top_field_first_frames: 0,
-                bottom_field_first_frames: 0,
-                undetermined_frames: 0,
-            }),
+            video_source::scan_result(ScanType::Progressive),
         );
     for (name, value) in params {
         request = request.with_param(*name, value.clone());

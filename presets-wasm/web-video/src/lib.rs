@@ -112,17 +112,7 @@ impl Preset for WebVideo {
         }
         let step = Step::new("web")
             .input(MediaRef::input("main"))
-            .chain(
-                "picture",
-                Chain::new(source.pad())
-                    .then_maybe(scan.deinterlacer())
-                    .then(
-                        FilterNode::new("scale")
-                            .arg("w", size.width)
-                            .arg("h", size.height),
-                    )
-                    .then(FilterNode::new("setsar").arg("sar", 1)),
-            )
+            .chain("picture", video_source::picture(&source, &scan, size))
             .filter(split)
             .chain(
                 "poster",
@@ -171,13 +161,7 @@ mod tests {
             .with_param("speed", "medium")
             .with_analysis(
                 video_source::SCAN_ID,
-                AnalysisValue::Interlacing(Interlacing {
-                    verdict: ScanType::Progressive,
-                    progressive_frames: 50,
-                    top_field_first_frames: 0,
-                    bottom_field_first_frames: 0,
-                    undetermined_frames: 0,
-                }),
+                video_source::scan_result(ScanType::Progressive),
             )
     }
 
