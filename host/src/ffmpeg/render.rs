@@ -155,10 +155,12 @@ pub fn render_converting(
             model::OutputKind::HlsRendition(hls) => {
                 // A segment starts at a keyframe: without one at each multiple of the declared
                 // duration, an encoder's own GOP (250 frames for x264) decides the segments.
+                let mut video = false;
                 for (i, stream) in output.streams.iter().enumerate() {
                     if let model::Codec::Encode(enc) = &stream.codec
                         && allowlist::is_video_encoder(&enc.codec)
                     {
+                        video = true;
                         push(
                             &mut argv,
                             &format!("-force_key_frames:{i}"),
@@ -166,8 +168,16 @@ pub fn render_converting(
                         );
                     }
                 }
+                // The muxer cuts at the first packet at or past each multiple of -hls_time. Audio
+                // packets do not fall on those multiples, so an audio-only rendition cut there
+                // would overrun the declared duration by up to a frame; cut a little earlier.
+                let segment_s = if video {
+                    hls.segment_duration_s
+                } else {
+                    hls.segment_duration_s - AUDIO_CUT_EARLY_S
+                };
                 push(&mut argv, "-f", "hls".into());
-                push(&mut argv, "-hls_time", number(hls.segment_duration_s));
+                push(&mut argv, "-hls_time", number(segment_s));
                 push(&mut argv, "-hls_playlist_type", "vod".into());
                 push(&mut argv, "-hls_list_size", "0".into());
                 push(&mut argv, "-hls_flags", "independent_segments".into());
@@ -199,6 +209,11 @@ pub fn render_converting(
     }
     Rendered { argv, outputs }
 }
+
+/// How much earlier than the declared duration an audio-only rendition's segments are cut:
+/// more than an AAC frame (1024 samples) at 22.05 kHz and up, less than the shortest segment
+/// validation allows (1 s).
+const AUDIO_CUT_EARLY_S: f64 = 0.05;
 
 /// Default qualities (1 to 100) per format, when the image spec gives none.
 const JPEG_QUALITY: u32 = 85;
@@ -588,6 +603,10 @@ mod tests {
             tail(&argv).contains("-force_key_frames:0 expr:gte(t,n_forced*4) -f hls"),
             "{argv:?}"
         );
+        // Audio packets do not fall on the boundaries: cut early so no segment overruns.
+        let (argv, _) = argv_of(rendition(model::SegmentFormat::Fmp4), "aac");
+        assert!(tail(&argv).contains("-f hls -hls_time 3.95 "), "{argv:?}");
+        assert!(!tail(&argv).contains("-force_key_frames"), "{argv:?}");
         let (argv, _) = argv_of(rendition(model::SegmentFormat::Mpegts), "libx264");
         assert!(
             tail(&argv).ends_with(
