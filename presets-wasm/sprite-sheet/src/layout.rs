@@ -108,7 +108,8 @@ impl Layout {
     }
 
     /// A sheet of at most 16 tiles: one input per tile seeking to its time, one frame of each
-    /// (the input read for two frame durations at most), joined and tiled.
+    /// (the input read for two frame durations at most, deinterlaced before the frame is
+    /// kept), joined, then scaled and tiled once.
     pub fn seek_step(&self, sheet: u32, source: &Source, scan: &Scan) -> Step {
         let read_s = (2.0 / source.fps()).max(0.05);
         let mut step = Step::new(format!("sheet_{}", sheet + 1));
@@ -124,12 +125,23 @@ impl Layout {
             let chain = Chain::new(Pad::stream(i as u32, source.index()))
                 .then_maybe(scan.deinterlacer())
                 .then(FilterNode::new("trim").arg("end_frame", 1));
-            step = step.chain(&label, scaled(chain, self.tile));
+            step = step.chain(&label, chain);
             concat = concat.input(Pad::link(label));
             n += 1;
         }
-        step.filter(concat.arg("n", n).output("tiles"))
-            .chain("sheet", self.tiled(Chain::new(Pad::link("tiles"))))
+        step.filter(concat.arg("n", n).output("tiles")).chain(
+            "sheet",
+            self.tiled(scaled(Chain::new(Pad::link("tiles")), self.tile)),
+        )
+    }
+
+    /// One frame per interval as a rate ffmpeg reads exactly (to the millisecond), even for
+    /// intervals far longer than a second.
+    fn rate(&self) -> String {
+        format!(
+            "1000/{}",
+            (self.interval_s * 1000.0).round().max(1.0) as u64
+        )
     }
 
     /// A sheet of a larger grid: its stretch of the video decoded once, a frame kept per
@@ -141,7 +153,7 @@ impl Layout {
         let span = (count as f64 * self.interval_s).min(self.duration_s - start);
         let chain = Chain::new(source.pad())
             .then_maybe(scan.deinterlacer())
-            .then(FilterNode::new("fps").arg("fps", 1.0 / self.interval_s));
+            .then(FilterNode::new("fps").arg("fps", self.rate()));
         Step::new(format!("sheet_{}", sheet + 1))
             .input(
                 StepInput::new(MediaRef::input("main"))
