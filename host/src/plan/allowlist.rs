@@ -233,7 +233,11 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
                 Choice(&["disable", "decrease", "increase"]),
             ),
         ],
-        "fps" => &[("fps", Rate)],
+        // `round=up` keeps, for each output tick, the first frame at or after it.
+        "fps" => &[
+            ("fps", Rate),
+            ("round", Choice(&["zero", "inf", "down", "up", "near"])),
+        ],
         // Deinterlacers, for sources the interlacing analysis calls interlaced.
         "bwdif" | "yadif" => &[
             ("mode", Choice(&["send_frame", "send_field"])),

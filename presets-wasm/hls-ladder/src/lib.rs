@@ -24,6 +24,10 @@ struct HlsLadder;
 /// Seconds between keyframes in every rung.
 const KEYFRAME_INTERVAL_S: f64 = 2.0;
 const AUDIO_BIT_RATE: u64 = 128_000;
+/// B-frames in every rung, whatever the speed (x264's ultrafast has none, x265's has some): the
+/// same reordering delay puts every rung's first frame, and so its keyframes, at the same
+/// presentation times.
+const B_FRAMES: i64 = 3;
 
 impl Preset for HlsLadder {
     fn describe() -> Descriptor {
@@ -187,7 +191,8 @@ impl Rung {
         match self.codec {
             Codec::H264 => common("libx264")
                 .option("profile", "high")
-                .option("sc_threshold", 0),
+                .option("sc_threshold", 0)
+                .option("bf", B_FRAMES),
             Codec::H265 => common("libx265")
                 .option("profile", "main")
                 .option("tag", "hvc1")
@@ -195,7 +200,7 @@ impl Rung {
                 .option(
                     "x265-params",
                     format!(
-                        "keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:level-idc={uhd_level}:log-level=error"
+                        "keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:bframes={B_FRAMES}:level-idc={uhd_level}:log-level=error"
                     ),
                 ),
         }

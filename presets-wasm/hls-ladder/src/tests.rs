@@ -86,6 +86,11 @@ fn every_rung_has_the_same_fixed_gop_and_no_scene_cut_keyframes() {
         assert_eq!(option("g"), Some(Value::Integer(48)), "{}", output.name);
         assert_eq!(option("keyint_min"), Some(Value::Integer(48)));
         assert_eq!(option("sc_threshold"), Some(Value::Integer(0)));
+        assert_eq!(
+            option("bf"),
+            Some(Value::Integer(3)),
+            "the H.265 rung's delay"
+        );
         let rate = encoder.bit_rate.unwrap() as i64;
         assert_eq!(option("bufsize"), Some(Value::Integer(rate * 2)));
     }
@@ -108,7 +113,9 @@ fn a_2160p_source_adds_an_optional_h265_rung_tagged_hvc1() {
         .unwrap();
     assert_eq!(
         params.value.as_str(),
-        Some("keyint=48:min-keyint=48:scenecut=0:open-gop=0:level-idc=5.1:log-level=error")
+        Some(
+            "keyint=48:min-keyint=48:scenecut=0:open-gop=0:bframes=3:level-idc=5.1:log-level=error"
+        )
     );
     assert!(
         encoder

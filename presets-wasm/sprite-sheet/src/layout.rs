@@ -153,7 +153,12 @@ impl Layout {
         let span = (count as f64 * self.interval_s).min(self.duration_s - start);
         let chain = Chain::new(source.pad())
             .then_maybe(scan.deinterlacer())
-            .then(FilterNode::new("fps").arg("fps", self.rate()));
+            .then(
+                // The frame at each thumbnail's time, not the one nearest half an interval on.
+                FilterNode::new("fps")
+                    .arg("fps", self.rate())
+                    .arg("round", "up"),
+            );
         Step::new(format!("sheet_{}", sheet + 1))
             .input(
                 StepInput::new(MediaRef::input("main"))

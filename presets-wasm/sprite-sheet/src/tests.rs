@@ -115,6 +115,7 @@ fn a_large_grid_decodes_each_sheets_span_once() {
         fps.arg_value("fps").and_then(Value::as_str),
         Some("1000/2000")
     );
+    assert_eq!(fps.arg_value("round").and_then(Value::as_str), Some("up"));
     assert_eq!(
         finish.report_value("decode").and_then(Value::as_str),
         Some("span")

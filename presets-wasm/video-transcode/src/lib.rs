@@ -104,9 +104,10 @@ impl Preset for VideoTranscode {
                     .as_deref()
                     .is_some_and(|f| f.contains("10") || f.contains("12")));
 
+        let speed = params.text("speed")?;
         let mut encoder = Encoder::new(profile.codec.encoder())
             .pixel_format(if ten_bit { "yuv420p10le" } else { "yuv420p" })
-            .option("preset", params.text("speed")?);
+            .option("preset", speed);
         let codec_profile = match (profile.codec, ten_bit) {
             (VideoCodec::H265, true) => Some("main10"),
             (VideoCodec::H265, false) => Some("main"),
@@ -115,6 +116,12 @@ impl Preset for VideoTranscode {
         if let Some(p) = codec_profile {
             encoder = encoder.option("profile", p);
         }
+        // A profile is x264's ceiling: ultrafast turns off CABAC, B-frames and 8x8 transforms,
+        // so what it writes is Constrained Baseline, and the report says so.
+        let written_profile = match (profile.codec, speed) {
+            (VideoCodec::H264, "ultrafast") => Some("constrained baseline"),
+            _ => codec_profile,
+        };
         if let Some(b) = rate.bit_rate {
             encoder = encoder.bit_rate(b);
         }
@@ -197,7 +204,7 @@ impl Preset for VideoTranscode {
             .report("width", size.width)
             .report("height", size.height)
             .report("video_codec", profile.codec.name())
-            .report("video_profile", codec_profile.unwrap_or("auto"))
+            .report("video_profile", written_profile.unwrap_or("auto"))
             .report("bit_rate_capped", rate.capped_because.is_some())
             .report("audio_codec", audio_codec)
             .report("container", container)

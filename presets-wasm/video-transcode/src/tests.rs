@@ -12,16 +12,19 @@ fn source(width: u32, height: u32, bit_rate: Option<u64>) -> MediaInfo {
 }
 
 fn plan_with(info: MediaInfo, params: &[(&str, ParamValue)]) -> Finish {
-    let mut request = PlanRequest::new(2)
-        .with_input("main", info)
-        .with_param("upscale", false)
-        .with_param("speed", "medium")
-        .with_analysis(
-            video_source::SCAN_ID,
-            video_source::scan_result(ScanType::Progressive),
-        );
+    let mut request = PlanRequest::new(2).with_input("main", info).with_analysis(
+        video_source::SCAN_ID,
+        video_source::scan_result(ScanType::Progressive),
+    );
     for (name, value) in params {
         request = request.with_param(*name, value.clone());
+    }
+    // The host fills in the defaults of params the job left out.
+    let defaults: [(&str, ParamValue); 2] = [("upscale", false.into()), ("speed", "medium".into())];
+    for (name, default) in defaults {
+        if !params.iter().any(|(given, _)| *given == name) {
+            request = request.with_param(name, default);
+        }
     }
     VideoTranscode::plan(&request)
         .unwrap()
@@ -146,6 +149,18 @@ fn params_override_the_profile() {
     );
     assert_eq!(report(&finish, "height"), &Value::Integer(720));
     assert_eq!(report(&finish, "audio_bit_rate"), &Value::Integer(96_000));
+}
+
+#[test]
+fn ultrafast_h264_is_reported_as_the_constrained_baseline_it_writes() {
+    let finish = plan_with(
+        source(1920, 1080, None),
+        &[("profile", "web-hd".into()), ("speed", "ultrafast".into())],
+    );
+    assert_eq!(
+        report(&finish, "video_profile").as_str(),
+        Some("constrained baseline")
+    );
 }
 
 #[test]
