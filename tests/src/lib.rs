@@ -12,7 +12,9 @@
 //! - [`interface_fixtures`]: a component built from the frozen 1.0 WIT and a 2.0 one using every new output kind;
 //! - [`released`]: the released preset artifacts, their lock file and the check that pins them;
 //! - [`client`]: the HTTP calls a user makes (upload, submit, poll, download) and problem checks;
-//! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results.
+//! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results;
+//! - [`video`]: video test media (480p to 2160p, interlaced, rotated, black lead-in) and what a
+//!   player checks of HLS ladders, stills and files.
 //!
 //! It is not for unit-testing the host's internals: everything here goes through the binary's
 //! public surface, the way a user or an operator would.
@@ -28,6 +30,7 @@ pub mod process;
 pub mod redis;
 pub mod released;
 pub mod s3;
+pub mod video;
 
 pub use client::{Client, Problem};
 pub use host::Host;
