@@ -72,14 +72,17 @@ impl Fixtures {
 
     /// A fresh directory for a test's downloads.
     pub fn scratch(&self, label: &str) -> PathBuf {
-        let dir = self
-            .dir
-            .path()
-            .join("out")
-            .join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("create a scratch directory");
-        dir
+        scratch_in(self.dir.path(), label)
     }
+}
+
+/// A fresh directory for one test's downloads under `root/out/`, named after `label`.
+pub fn scratch_in(root: &Path, label: &str) -> PathBuf {
+    let dir = root
+        .join("out")
+        .join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
 
 /// Runs a command to completion, panicking with its stderr if it fails.

@@ -309,13 +309,7 @@ impl Sources {
 
     /// A fresh directory for a test's downloads.
     pub fn scratch(&self, label: &str) -> PathBuf {
-        let dir = self
-            .dir
-            .path()
-            .join("out")
-            .join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("create a scratch directory");
-        dir
+        crate::media::scratch_in(self.dir.path(), label)
     }
 }
 
@@ -1319,6 +1313,18 @@ mod tests {
         Sources::get().scratch(label)
     }
 
+    /// One second of the 25 fps pattern at `size`, encoded with `codec` args, into `path`.
+    fn second_of_pattern(path: &Path, size: &str, codec: &[&str]) {
+        run(
+            ffmpeg()
+                .args(["-f", "lavfi", "-i"])
+                .arg(format!("testsrc2=size={size}:rate=25:duration=1"))
+                .args(codec)
+                .arg(path),
+            "ffmpeg: one second of the pattern",
+        );
+    }
+
     /// Two fMP4 renditions of one 6 s 320x180 pattern with audio in its own rendition, by
     /// ffmpeg's hls muxer, keyframes every `gop` frames (25 fps). With `split_by_time`, segments
     /// are cut on time, keyframe or not.
@@ -1484,18 +1490,19 @@ mod tests {
     fn hevc_codec_strings_need_the_hvc1_entry_profile_and_level() {
         let d = dir("hevc");
         let path = d.join("hevc.mp4");
-        run(
-            ffmpeg()
-                .args([
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=320x180:rate=25:duration=1",
-                ])
-                .args(["-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hvc1"])
-                .args(["-x265-params", "log-level=error"])
-                .arg(&path),
-            "ffmpeg hevc",
+        second_of_pattern(
+            &path,
+            "320x180",
+            &[
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-tag:v",
+                "hvc1",
+                "-x265-params",
+                "log-level=error",
+            ],
         );
         let probe = probe(&path);
         let video = stream(&probe, "video").unwrap();
@@ -1585,17 +1592,10 @@ mod tests {
     fn faststart_is_read_from_the_box_order() {
         let d = dir("faststart");
         let plain = d.join("plain.mp4");
-        run(
-            ffmpeg()
-                .args([
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=160x90:rate=25:duration=1",
-                ])
-                .args(["-c:v", "libx264", "-preset", "ultrafast"])
-                .arg(&plain),
-            "ffmpeg plain mp4",
+        second_of_pattern(
+            &plain,
+            "160x90",
+            &["-c:v", "libx264", "-preset", "ultrafast"],
         );
         assert!(!moov_before_mdat(&plain).unwrap());
         assert_eq!(top_level_boxes(&plain).unwrap()[0], "ftyp");
