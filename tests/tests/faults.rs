@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mediahost_e2e::client::Client;
-use mediahost_e2e::deployment::{Deployment, Setup};
+use mediahost_e2e::deployment::{Deployment, Setup, wait_for_log};
 use mediahost_e2e::host::presets_dir;
 use mediahost_e2e::{media, process};
 use serde_json::{Value, json};
@@ -85,11 +85,20 @@ async fn jobs_survive_twenty_seconds_without_storage() {
         ids.push(d.client.submit_ok(&convert(&uri)).await);
     }
     d.s3.as_mut().unwrap().stop();
-    let down = Instant::now();
-    let _worker = d.worker(
+    let worker = d.worker(
         "worker-a",
         &["--concurrency", "2", "--retry-base-ms", "500"],
     );
+    // A worker loads every released preset before it takes jobs; on 2 cores shared with the
+    // other fault tests that can take a while, and it is not what this test measures.
+    wait_for_log(
+        worker.log_path(),
+        &["workers started"],
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap_or_else(|| panic!("worker never started: {}", worker.log_tail(20)));
+    let down = Instant::now();
     // Wait until the outage is felt, keep storage away for 20 s, then bring it back.
     let started = Instant::now();
     loop {
