@@ -26,10 +26,10 @@ pub struct Place {
 
 impl Layout {
     /// Thumbnail k at k x interval from the start (or `count` of them spread over the
-    /// duration), each before the video's last frame.
+    /// duration), none after `last_s`, the latest time a frame is sure to be found.
     pub fn new(
         duration_s: f64,
-        fps: f64,
+        last_s: f64,
         interval_s: f64,
         count: Option<i64>,
         columns: u32,
@@ -40,11 +40,9 @@ impl Layout {
             Some(n) => duration_s / n.max(1) as f64,
             None => interval_s,
         };
-        // A frame is sure to be found before the last two frame durations.
-        let last = (duration_s - 2.0 / fps).max(0.0);
         let wanted = match count {
             Some(n) => n.max(1) as u64,
-            None => (last / interval_s).floor() as u64 + 1,
+            None => (last_s / interval_s).floor() as u64 + 1,
         };
         let cells = u64::from(columns) * u64::from(rows);
         if wanted > cells * u64::from(MAX_SHEETS) || wanted > 1000 {
@@ -57,7 +55,7 @@ impl Layout {
             ));
         }
         let times = (0..wanted)
-            .map(|k| (k as f64 * interval_s).min(last))
+            .map(|k| (k as f64 * interval_s).min(last_s))
             .collect();
         Ok(Layout {
             times,

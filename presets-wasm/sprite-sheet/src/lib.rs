@@ -66,7 +66,7 @@ impl Preset for SpriteSheet {
         let tile = fit_width(source.display(), params.integer("tile_width")? as u32);
         let layout = Layout::new(
             duration,
-            source.fps(),
+            source.last_still_s().unwrap_or(duration),
             params.number("interval")?,
             params.optional_integer("count")?,
             params.integer("columns")? as u32,

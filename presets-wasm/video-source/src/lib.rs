@@ -144,6 +144,12 @@ impl<'a> Source<'a> {
             .filter(|d| d.is_finite() && *d > 0.0)
     }
 
+    /// The latest time a still can be taken at: a frame is sure to be found before the last two
+    /// frame durations. `None` when the length is unknown.
+    pub fn last_still_s(&self) -> Option<f64> {
+        self.duration_s().map(|d| (d - 2.0 / self.fps()).max(0.0))
+    }
+
     /// Bits per second of the video: the stream's own figure, else the container's less its
     /// audio streams'.
     pub fn video_bit_rate(&self) -> Option<u64> {

@@ -69,8 +69,7 @@ pub fn analyses(source: &Source) -> [AnalysisRequest; 2] {
 
 pub fn time(request: &PlanRequest, source: &Source, asked: Asked) -> Result<Chosen, Refusal> {
     let duration = source.duration_s();
-    // The last moment a frame is sure to be found at.
-    let last = duration.map(|d| (d - 2.0 / source.fps()).max(0.0));
+    let last = source.last_still_s();
     match asked {
         Asked::Time(t) => {
             if let Some(d) = duration

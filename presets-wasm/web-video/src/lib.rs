@@ -69,7 +69,7 @@ impl Preset for WebVideo {
             false,
         );
         let duration = source.duration_s();
-        let last = duration.map(|d| (d - 2.0 / source.fps()).max(0.0));
+        let last = source.last_still_s();
         let poster_s = match params.optional_number("poster_time")? {
             Some(t) => {
                 if let Some(d) = duration
