@@ -468,29 +468,29 @@ pub fn moov_before_mdat(path: &Path) -> Result<bool, String> {
 
 /// The frame of `video` at `time_s` (accurate seek), scaled to `width`x`height`, as PNG.
 pub fn frame_at(video: &Path, time_s: f64, width: u32, height: u32, dest: &Path) -> PathBuf {
-    run(
-        ffmpeg()
-            .args(["-ss", &format!("{time_s:.3}")])
-            .arg("-i")
-            .arg(video)
-            .args(["-frames:v", "1", "-vf"])
-            .arg(format!("scale={width}:{height}:flags=bicubic"))
-            .arg(dest),
-        "ffmpeg frame extraction",
-    );
-    dest.to_path_buf()
+    one_frame(
+        &["-ss", &format!("{time_s:.3}")],
+        video,
+        &format!("scale={width}:{height}:flags=bicubic"),
+        dest,
+    )
 }
 
 /// The region `w`x`h` at `x`,`y` of an image (a sprite sheet's tile), as PNG.
 pub fn crop(image: &Path, x: u32, y: u32, w: u32, h: u32, dest: &Path) -> PathBuf {
+    one_frame(&[], image, &format!("crop={w}:{h}:{x}:{y}"), dest)
+}
+
+/// The first frame of `source` (after its input options) through `filter`, written to `dest`.
+fn one_frame(input_options: &[&str], source: &Path, filter: &str, dest: &Path) -> PathBuf {
     run(
         ffmpeg()
+            .args(input_options)
             .arg("-i")
-            .arg(image)
-            .args(["-frames:v", "1", "-vf"])
-            .arg(format!("crop={w}:{h}:{x}:{y}"))
+            .arg(source)
+            .args(["-frames:v", "1", "-vf", filter])
             .arg(dest),
-        "ffmpeg crop",
+        &format!("ffmpeg {filter}"),
     );
     dest.to_path_buf()
 }
