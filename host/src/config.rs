@@ -292,6 +292,16 @@ pub struct Options {
     )]
     pub api_tokens: Option<String>,
 
+    /// Entries the result cache keeps (completed jobs whose outputs an identical job reuses),
+    /// the least recently used evicted first; 0 turns the cache off.
+    #[arg(
+        long,
+        env = "MEDIAHOST_RESULT_CACHE_ENTRIES",
+        default_value_t = 10000,
+        global = true
+    )]
+    pub result_cache_entries: u64,
+
     /// Job event streams (`GET /v1/jobs/{id}/events`) open at once in an API process.
     #[arg(
         long,

@@ -22,6 +22,17 @@ fn default_max_attempts() -> u32 {
     3
 }
 
+fn default_cache() -> bool {
+    true
+}
+
+/// Where a job answered from the result cache got its outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cached {
+    /// The job that ran ffmpeg and stored the outputs this one reuses.
+    pub job: Uuid,
+}
+
 /// `PENDING → PROCESSING → COMPLETED | FAILED`, or back to `PENDING` (a retry after a
 /// retryable failure) until the attempts run out: then `DEAD`. `CANCELLED` by request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +315,16 @@ pub struct Job {
     /// The job this one replays, for `POST /v1/jobs/{id}/replay`.
     #[serde(default)]
     pub replay_of: Option<Uuid>,
+    /// Whether the job may be answered from the result cache and fill it (`"cache": false`
+    /// opts out of both).
+    #[serde(default = "default_cache")]
+    pub cache: bool,
+    /// The SHA-256 of each input's bytes, by input name, once known (at upload or download).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_sha256: BTreeMap<String, String>,
+    /// Set when the job completed from the result cache: the job whose outputs it reuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<Cached>,
     pub created_unix_ms: u64,
     pub timings: Timings,
 }
@@ -353,6 +374,9 @@ impl Job {
             verbose: false,
             webhook: None,
             replay_of: None,
+            cache: true,
+            input_sha256: BTreeMap::new(),
+            cached: None,
             created_unix_ms: unix_ms(now),
             timings: Timings {
                 created_at,

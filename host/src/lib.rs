@@ -21,6 +21,7 @@ pub mod preset;
 pub mod queue;
 pub mod recheck;
 pub mod redis_server;
+pub mod result_cache;
 pub mod secret;
 pub mod server;
 pub mod storage;

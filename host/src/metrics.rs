@@ -19,6 +19,7 @@ use crate::queue::Queue;
 pub struct Metrics {
     redis: redis::aio::ConnectionManager,
     key: String,
+    cache_index: String,
 }
 
 /// What one call of [`Metrics::job_event_into`] records.
@@ -35,9 +36,11 @@ pub enum Event<'a> {
 
 impl Metrics {
     pub fn new(redis: redis::aio::ConnectionManager, prefix: &str) -> Self {
+        let keys = crate::lifecycle::Keys::new(prefix);
         Self {
             redis,
-            key: crate::lifecycle::Keys::new(prefix).metrics(),
+            key: keys.metrics(),
+            cache_index: keys.cache_index(),
         }
     }
 
@@ -136,6 +139,32 @@ impl Metrics {
         out.push_str("# HELP mediahost_retries_waiting Jobs waiting for their retry backoff.\n");
         out.push_str("# TYPE mediahost_retries_waiting gauge\n");
         out.push_str(&format!("mediahost_retries_waiting {delayed}\n"));
+        let entries: u64 = conn.zcard(&self.cache_index).await?;
+        out.push_str(
+            "# HELP mediahost_result_cache_entries Completed jobs the result cache holds.\n",
+        );
+        out.push_str("# TYPE mediahost_result_cache_entries gauge\n");
+        out.push_str(&format!("mediahost_result_cache_entries {entries}\n"));
+        let lookups = |result: &str| -> f64 {
+            counters
+                .get(&format!(
+                    "mediahost_result_cache_lookups_total{{result=\"{result}\"}}"
+                ))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let (hits, misses) = (lookups("hit"), lookups("miss"));
+        let ratio = if hits + misses > 0.0 {
+            hits / (hits + misses)
+        } else {
+            0.0
+        };
+        out.push_str(
+            "# HELP mediahost_result_cache_hit_ratio Share of cacheable jobs answered from the \
+             result cache, since the counters began.\n",
+        );
+        out.push_str("# TYPE mediahost_result_cache_hit_ratio gauge\n");
+        out.push_str(&format!("mediahost_result_cache_hit_ratio {ratio:.4}\n"));
         let mut last_family = String::new();
         for (series, value) in counters {
             let name = series.split('{').next().unwrap_or(&series);

@@ -9,10 +9,11 @@ use crate::api::{self, AppState};
 use crate::config::{Options, Role, StorageKind};
 use crate::ffmpeg::Tools;
 use crate::job::JobStore;
-use crate::lifecycle::{Lifecycle, RetryPolicy};
+use crate::lifecycle::{Endings, Keys, Lifecycle, RetryPolicy};
 use crate::preset::catalog::Catalog;
 use crate::preset::runtime::{Runtime, SandboxLimits};
 use crate::queue::Queue;
+use crate::result_cache::ResultCache;
 use crate::storage::{Storage, local::LocalStorage, s3};
 use crate::worker::{Worker, pipeline::Context};
 
@@ -105,6 +106,14 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
         crate::webhook::UrlPolicy::parse(opts.webhook_allow.as_deref())
             .map_err(|e| anyhow::anyhow!(e))?,
     );
+    let result_cache = (opts.result_cache_entries > 0).then(|| {
+        Arc::new(ResultCache::new(
+            manager.clone(),
+            &opts.redis_prefix,
+            storage.clone(),
+            opts.result_cache_entries,
+        ))
+    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![catalog.spawn_sync(opts.preset_reconcile(), shutdown_rx.clone())];
     let scratch_root = opts.data_dir.join("scratch");
@@ -121,6 +130,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
                 scratch_root: scratch_root.clone(),
                 keep_failed: Duration::from_secs(opts.keep_failed_s),
                 disk_budget: opts.job_disk_budget_mib.saturating_mul(1 << 20),
+                result_cache: result_cache.clone(),
             }),
             queue: queue.clone(),
             lifecycle: Lifecycle::new(
@@ -172,6 +182,8 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             event_streams: Arc::new(tokio::sync::Semaphore::new(opts.max_event_streams)),
             max_event_streams: opts.max_event_streams,
             request_timeout: Duration::from_secs(opts.request_timeout_s.max(1)),
+            result_cache,
+            endings: Endings::listen(client.clone(), &Keys::new(&opts.redis_prefix)),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

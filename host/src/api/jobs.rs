@@ -4,14 +4,20 @@
 //! Submission does all the checking a request can get up front: the preset and its version, the
 //! params against the preset's schema, the input names against what it declares, and that every
 //! input object exists. Accepting and cancelling are lifecycle transitions (`lifecycle`).
+//!
+//! A submission whose work the result cache holds (`result_cache`) is stored COMPLETED at once,
+//! reusing that job's outputs. With `Prefer: wait=N` (RFC 7240, N at most [`MAX_WAIT_S`]) the
+//! answer waits up to N seconds for the job to end: `200` with the ended job, else `202` as
+//! without it; both say `Preference-Applied: wait=N`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -20,14 +26,22 @@ use uuid::Uuid;
 
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
-use crate::job::{Job, JobState, PresetPin, Priority};
+use crate::job::{Cached, Job, JobState, Outcome, PresetPin, Priority, now_rfc3339};
 use crate::lifecycle::{Accepted, Cancel};
 use crate::preset::params;
 use crate::preset::registry::Preset;
+use crate::result_cache::{CacheKey, Entry};
 use crate::storage::{ObjectKey, StorageError};
 
 /// How long a download URL in a job view stays valid.
 const DOWNLOAD_TTL: Duration = Duration::from_secs(3600);
+
+/// The longest `Prefer: wait` a submission is held for; a longer one is cut to this.
+pub const MAX_WAIT_S: u64 = 60;
+
+fn yes() -> bool {
+    true
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +58,9 @@ struct SubmitJob {
     /// Log every ffmpeg step's stderr.
     #[serde(default)]
     verbose: bool,
+    /// Whether the result cache may answer the job and keep its outputs.
+    #[serde(default = "yes")]
+    cache: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -57,7 +74,8 @@ pub async fn submit(
     State(state): State<SharedState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
+    let wait = prefer_wait(&headers);
     let idempotency = idempotency_key(&headers, &body)?;
     let req: SubmitJob = parse_body(&body)?;
     let preset = state
@@ -86,7 +104,124 @@ pub async fn submit(
         None => None,
     };
     job.verbose = req.verbose;
-    accept(&state, job, idempotency).await
+    job.cache = req.cache;
+    if job.cache
+        && let Some(cache) = &state.result_cache
+    {
+        job.input_sha256 = cache.known_inputs(&job.inputs).await;
+        if let Some(key) = CacheKey::of(&job, &job.input_sha256, &preset.interface)
+            && let Some(entry) = cache.lookup(&key).await
+        {
+            complete_from_cache(&mut job, entry);
+            cache.count(true).await;
+        }
+    }
+    let (status, job) = accept(&state, job, idempotency).await?;
+    Ok(answer(&state, status, job, wait).await)
+}
+
+/// The seconds of a `Prefer: wait=N` preference (RFC 7240), at most [`MAX_WAIT_S`]; other
+/// preferences, and a wait that is not a number, are ignored as the RFC asks.
+fn prefer_wait(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| {
+            let token = pref.split(';').next()?.trim();
+            let (name, value) = token.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .next()
+        .map(|s| s.min(MAX_WAIT_S))
+}
+
+/// Turns a new job into one COMPLETED from a cache entry: the entry's outputs and report,
+/// marked with the job that made them.
+fn complete_from_cache(job: &mut Job, entry: Entry) {
+    let now = now_rfc3339();
+    job.progress = 1.0;
+    job.outcome = Some(Outcome::Complete);
+    job.outputs = entry.outputs;
+    job.report = Some(entry.report);
+    job.cached = Some(Cached { job: entry.job });
+    job.timings.started_at = Some(now.clone());
+    job.timings.finished_at = Some(now);
+    job.timings.queue_s = Some(0.0);
+    job.timings.run_s = Some(0.0);
+    job.timings.ffmpeg_s = Some(0.0);
+    job.transition(
+        JobState::Completed,
+        None,
+        Some(format!(
+            "answered from the result cache: the outputs of job {}, no ffmpeg run",
+            entry.job
+        )),
+    );
+}
+
+/// The answer to a submission: the job as accepted, or with `Prefer: wait` the job once it
+/// ended (`200`) or as it stands when the wait is over (the accepted status).
+async fn answer(state: &SharedState, status: StatusCode, job: Job, wait: Option<u64>) -> Response {
+    let (status, job) = match wait {
+        Some(seconds) if !job.state.is_terminal() => {
+            match wait_for_end(state, job, Duration::from_secs(seconds)).await {
+                (true, job) => (StatusCode::OK, job),
+                (false, job) => (status, job),
+            }
+        }
+        Some(_) => (StatusCode::OK, job),
+        None => (status, job),
+    };
+    let mut response = (status, Json(view(state, &job).await)).into_response();
+    if let Some(seconds) = wait {
+        response.headers_mut().insert(
+            "preference-applied",
+            HeaderValue::from_str(&format!("wait={seconds}")).expect("a number is a header value"),
+        );
+        response
+            .headers_mut()
+            .insert("vary", HeaderValue::from_static("prefer"));
+    }
+    response
+}
+
+/// Waits up to `wait` for the job to end, woken by its ending's announcement and re-reading
+/// the record at least once a second; returns whether it ended, and the latest record.
+async fn wait_for_end(state: &SharedState, job: Job, wait: Duration) -> (bool, Job) {
+    let mut ended = state.endings.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut latest = job;
+    loop {
+        if let Ok(Some(read)) = state.jobs.get(&latest.id).await {
+            latest = read;
+        }
+        if latest.state.is_terminal() {
+            return (true, latest);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return (false, latest);
+        }
+        let reread = (now + Duration::from_secs(1)).min(deadline);
+        loop {
+            tokio::select! {
+                message = ended.recv() => match message {
+                    Ok(id) if id != latest.id => continue,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        tokio::time::sleep_until(reread).await;
+                        break;
+                    }
+                },
+                () = tokio::time::sleep_until(reread) => break,
+            }
+        }
+    }
 }
 
 /// A webhook URL must be absolute http(s), at most 2 KiB, and reach only addresses the host's
@@ -170,7 +305,10 @@ pub async fn replay(
     job.webhook = original.webhook.clone();
     job.verbose = req.verbose || original.verbose;
     job.max_attempts = state.max_attempts;
-    accept(&state, job, None).await
+    // A replay is asked for to run the job again: the cache neither answers nor keeps it.
+    job.cache = false;
+    let (status, job) = accept(&state, job, None).await?;
+    Ok((status, Json(view(&state, &job).await)))
 }
 
 /// `POST /v1/jobs/{id}/cancel`: a pending job is cancelled at once; a running one has its
@@ -262,7 +400,7 @@ async fn accept(
     state: &SharedState,
     job: Job,
     idempotency: Option<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Job), ApiError> {
     let body_hash = idempotency.as_ref().map(|(_, h)| h.clone());
     let accepted = state
         .lifecycle
@@ -285,10 +423,10 @@ async fn accept(
             ));
         }
         let original = load(state, &id).await?;
-        return Ok((StatusCode::OK, Json(view(state, &original).await)));
+        return Ok((StatusCode::OK, original));
     }
-    tracing::info!(job = %job.id, preset = %job.preset.name, version = %job.preset.version, priority = job.priority.as_str(), "job accepted");
-    Ok((StatusCode::ACCEPTED, Json(view(state, &job).await)))
+    tracing::info!(job = %job.id, preset = %job.preset.name, version = %job.preset.version, priority = job.priority.as_str(), cached = job.cached.is_some(), "job accepted");
+    Ok((StatusCode::ACCEPTED, job))
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
@@ -312,6 +450,33 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let job = load(&state, &id).await?;
     Ok(Json(view(&state, &job).await))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("prefer", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn prefer_wait_is_read_as_rfc_7240_writes_it() {
+        assert_eq!(prefer_wait(&headers(&[])), None);
+        assert_eq!(prefer_wait(&headers(&["wait=5"])), Some(5));
+        assert_eq!(prefer_wait(&headers(&["respond-async, Wait=7"])), Some(7));
+        assert_eq!(
+            prefer_wait(&headers(&["return=minimal", "wait=\"3\""])),
+            Some(3)
+        );
+        assert_eq!(prefer_wait(&headers(&["wait=10; foo=bar"])), Some(10));
+        assert_eq!(prefer_wait(&headers(&["wait=3600"])), Some(MAX_WAIT_S));
+        assert_eq!(prefer_wait(&headers(&["wait=soon", "respond-async"])), None);
+    }
 }
 
 #[derive(Deserialize)]
@@ -547,6 +712,9 @@ async fn view(state: &SharedState, job: &Job) -> Value {
         "next_attempt_at": job.next_attempt_at,
         "history": job.history,
         "replay_of": job.replay_of,
+        "cache": job.cache,
+        "cached": job.cached,
+        "input_sha256": job.input_sha256,
         "webhook": job.webhook,
         "verbose": job.verbose,
         "timings": job.timings,

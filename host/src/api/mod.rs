@@ -68,6 +68,10 @@ pub struct AppState {
     pub max_event_streams: usize,
     /// How long a client has for a request's headers, then its body (`--request-timeout-s`).
     pub request_timeout: Duration,
+    /// The result cache (`None` with `--result-cache-entries 0`).
+    pub result_cache: Option<Arc<crate::result_cache::ResultCache>>,
+    /// Job endings as they are announced, for `Prefer: wait`.
+    pub endings: Arc<crate::lifecycle::Endings>,
 }
 
 pub type SharedState = Arc<AppState>;

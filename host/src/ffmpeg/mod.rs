@@ -26,7 +26,7 @@ use confine::DirAccess;
 /// devices, network-ish and image-sequence demuxers are absent on purpose.
 pub const DEMUXER_ALLOWLIST: &str = "wav,w64,aiff,caf,flac,mp3,aac,ac3,eac3,dts,truehd,\
 mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,ogg,avi,mpegts,mpeg,flv,asf,wv,ape,tta,amr,\
-h264,hevc,m4v,ivf,mjpeg,png_pipe,jpeg_pipe,webp_pipe";
+h264,hevc,m4v,ivf,mjpeg,png_pipe,jpeg_pipe,webp_pipe,tiff_pipe,bmp_pipe,gif";
 
 /// Decoders an input may be decoded with: what presets may plan (see
 /// [`crate::plan::allowlist`]) and the common audio, video and image source codecs. Other
@@ -70,6 +70,9 @@ pub fn guarded_input_argv(flags: &[&str], file: &Path) -> Vec<OsString> {
 pub struct Tools {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// Makes JPEG outputs progressive, which ffmpeg 5.1's mjpeg encoder cannot (Debian's
+    /// `libjpeg-turbo-progs`).
+    pub jpegtran: PathBuf,
     /// Namespaces, uid, seccomp: what [`jail::Jail::enter`] applies.
     pub jail: jail::Mechanisms,
     /// Confine children's filesystem access with Landlock.
@@ -81,6 +84,7 @@ impl Default for Tools {
         Self {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
+            jpegtran: "jpegtran".into(),
             jail: jail::Mechanisms::default(),
             confine_fs: false,
         }
@@ -148,9 +152,12 @@ impl Tools {
                 }
             }
         }
-        for tool in [&tools.ffmpeg, &tools.ffprobe] {
+        for tool in [&tools.ffmpeg, &tools.ffprobe, &tools.jpegtran] {
             if let Err(e) = capture(tool, &version(), PROBE_LIMIT, &tools, None).await {
-                missing.push(format!("{} does not run: {e}", tool.display()));
+                missing.push(format!(
+                    "{} does not run: {e} (Debian: apt-get install ffmpeg libjpeg-turbo-progs)",
+                    tool.display()
+                ));
             }
         }
         (tools, missing)
@@ -517,6 +524,26 @@ pub async fn run_with_progress(
         limit,
         disk_budget,
         on_progress,
+    )
+    .await
+}
+
+/// Runs jpegtran as ffmpeg runs: jailed, confined to `cwd`, under the disk budget and `limit`.
+pub async fn run_jpegtran(
+    tools: &Tools,
+    args: &[OsString],
+    cwd: &Path,
+    limit: Duration,
+    disk_budget: u64,
+) -> Result<Captured, RunError> {
+    run_in(
+        &tools.jpegtran,
+        tools,
+        args,
+        cwd,
+        limit,
+        disk_budget,
+        |_| {},
     )
     .await
 }

@@ -68,12 +68,18 @@ pub fn render_converting(
         argv.push(b.into());
     };
 
-    for input in &step.inputs {
+    for (i, input) in step.inputs.iter().enumerate() {
         if let Some(s) = input.seek_s {
             push(&mut argv, "-ss", number(s));
         }
         if let Some(d) = input.duration_s {
             push(&mut argv, "-t", number(d));
+        }
+        // ffmpeg turns a JPEG by the rotation of its EXIF orientation (not the mirroring) and a
+        // PNG's or WebP's not at all: an image with one is decoded as stored, and the plan's own
+        // transpose/flip is the one turn.
+        if validated.decodes_as_stored(i) {
+            argv.push("-noautorotate".into());
         }
         argv.extend(super::input_guard_args());
         argv.push("-i".into());
@@ -477,6 +483,180 @@ mod tests {
         crate::plan::validate::validate_steps(vec![step], &media, &std::collections::HashSet::new())
             .expect("a valid step")
             .remove(0)
+    }
+
+    /// Media by input name: "photo" a 320x240 JPEG, with `orientation` as the probe reports it,
+    /// and "clip" 10 s of 64x64 video.
+    struct PhotoAndClip(model::MediaInfo, model::MediaInfo);
+
+    impl crate::plan::validate::MediaLookup for PhotoAndClip {
+        fn info(&self, source: &model::MediaRef) -> Option<&model::MediaInfo> {
+            match source {
+                model::MediaRef::Input(n) if n == "photo" => Some(&self.0),
+                _ => Some(&self.1),
+            }
+        }
+    }
+
+    /// A step writing a PNG still of each of `inputs` ("photo" or "clip"), unfiltered.
+    fn stills_of(inputs: &[&str], orientation: Option<u16>) -> ValidatedStep {
+        let mut photo = crate::media::probe::from_json(&serde_json::json!({
+            "format": {"format_name": "image2,jpeg_pipe", "duration": "0.04", "size": "9000"},
+            "streams": [{"index": 0, "codec_type": "video", "codec_name": "mjpeg",
+                         "width": 320, "height": 240}]
+        }));
+        crate::media::probe::tag_orientation(&mut photo, orientation);
+        let clip = crate::media::probe::from_json(&serde_json::json!({
+            "format": {"format_name": "matroska", "duration": "10", "size": "1000"},
+            "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264",
+                         "width": 64, "height": 64}]
+        }));
+        let step = model::Step {
+            name: "s".into(),
+            inputs: inputs
+                .iter()
+                .map(|name| model::StepInput {
+                    source: model::MediaRef::Input((*name).into()),
+                    seek_s: None,
+                    duration_s: None,
+                })
+                .collect(),
+            graph: vec![],
+            outputs: (0..inputs.len())
+                .map(|i| model::Output {
+                    name: format!("o{i}"),
+                    kind: model::OutputKind::Still(image(model::ImageFormat::Png, None)),
+                    streams: vec![model::OutputStream {
+                        source: model::Pad::Stream(model::StreamRef {
+                            input: i as u32,
+                            stream: 0,
+                        }),
+                        codec: model::Codec::Encode(model::Encoder {
+                            codec: "png".into(),
+                            bit_rate: None,
+                            sample_rate: None,
+                            channels: None,
+                            sample_format: None,
+                            pixel_format: None,
+                            frame_rate: None,
+                            options: vec![],
+                        }),
+                        metadata: vec![],
+                    }],
+                    metadata: vec![],
+                    muxer_options: vec![],
+                    duration_s: None,
+                    optional: false,
+                })
+                .collect(),
+        };
+        crate::plan::validate::validate_steps(
+            vec![step],
+            &PhotoAndClip(photo, clip),
+            &std::collections::HashSet::new(),
+        )
+        .expect("a valid step")
+        .remove(0)
+    }
+
+    #[test]
+    fn an_image_with_an_exif_orientation_is_decoded_as_stored() {
+        let path = |r: &model::MediaRef| match r {
+            model::MediaRef::Input(n) => PathBuf::from(format!("in/{n}")),
+            model::MediaRef::Produced(n) => PathBuf::from(format!("work/{n}")),
+        };
+        let argv = |step: &ValidatedStep| -> Vec<String> {
+            render(step, path, Path::new("out"))
+                .argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        // The flag belongs to the photo's `-i`, not the clip's.
+        let both = argv(&stills_of(&["clip", "photo"], Some(6)));
+        let flagged: Vec<usize> = both
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| *a == "-noautorotate")
+            .map(|(at, _)| at)
+            .collect();
+        let inputs: Vec<usize> = both
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| *a == "-i")
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(flagged.len(), 1, "{both:?}");
+        assert!(inputs[0] < flagged[0] && flagged[0] < inputs[1], "{both:?}");
+        assert_eq!(both[inputs[1] + 1], "in/photo");
+        // Orientation 1 is still an orientation: ffmpeg's decision is never the one taken.
+        assert!(argv(&stills_of(&["photo"], Some(1))).contains(&"-noautorotate".to_owned()));
+        assert!(!argv(&stills_of(&["photo"], None)).contains(&"-noautorotate".to_owned()));
+        assert!(!argv(&stills_of(&["clip"], None)).contains(&"-noautorotate".to_owned()));
+        // A dropped optional output keeps the inputs' flags.
+        let step = stills_of(&["photo"], Some(6));
+        assert!(step.decodes_as_stored(0) && !step.decodes_as_stored(1));
+    }
+
+    /// ffmpeg 5.1 turns a JPEG by its EXIF orientation 6 unless told not to: rendered from the
+    /// probe's tag, the still keeps the stored 320x240.
+    #[test]
+    fn ffmpeg_decodes_an_oriented_jpeg_as_stored() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let plain = dir.path().join("plain.jpg");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240"])
+            .args(["-frames:v", "1"])
+            .arg(&plain)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(made.success());
+        let tiff = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+        let meta = crate::media::image_meta::Metadata {
+            exif: Some(tiff.to_vec()),
+            ..Default::default()
+        };
+        let photo = crate::media::image_meta::write(
+            &std::fs::read(&plain).unwrap(),
+            model::ImageFormat::Jpeg,
+            &meta,
+            false,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("photo"), photo).unwrap();
+        let size_of = |orientation: Option<u16>| {
+            let out = tempfile::tempdir_in(dir.path()).unwrap();
+            let rendered = render(
+                &stills_of(&["photo"], orientation),
+                |_| dir.path().join("photo"),
+                out.path(),
+            );
+            let run = std::process::Command::new("ffmpeg")
+                .args(&rendered.argv)
+                .output()
+                .expect("ffmpeg runs");
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            let probe = std::process::Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "stream=width,height",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&rendered.outputs[0].path)
+                .output()
+                .expect("ffprobe runs");
+            String::from_utf8_lossy(&probe.stdout).trim().to_owned()
+        };
+        assert_eq!(size_of(Some(6)), "320,240");
+        // The control: left to ffmpeg, the pixels turn.
+        assert_eq!(size_of(None), "240,320");
     }
 
     #[test]

@@ -89,6 +89,36 @@ impl Keys {
         format!("{}:metrics", self.prefix)
     }
 
+    /// The channel every job's end (its terminal transition) is announced on, by job id.
+    pub fn ended(&self) -> String {
+        format!("{}:jobs:ended", self.prefix)
+    }
+
+    /// A result cache entry (JSON: the job that made the outputs, and its outputs and report).
+    pub fn cache_entry(&self, cache_key: &str) -> String {
+        format!("{}:cache:entry:{cache_key}", self.prefix)
+    }
+
+    /// The result cache's entries by when each was last used, for eviction.
+    pub fn cache_index(&self) -> String {
+        format!("{}:cache:entries", self.prefix)
+    }
+
+    /// The lease of the job running a cache key's work; identical jobs wait for its entry.
+    pub fn cache_lead(&self, cache_key: &str) -> String {
+        format!("{}:cache:lead:{cache_key}", self.prefix)
+    }
+
+    /// The SHA-256 of an input object's bytes, remembered from a download with the version
+    /// (fingerprint) it had then.
+    pub fn input_sha256(&self, uri: &str) -> String {
+        format!(
+            "{}:cache:input:{}",
+            self.prefix,
+            hex::encode(Sha256::digest(uri.as_bytes()))
+        )
+    }
+
     /// Webhook events by when their next delivery is due.
     pub fn webhooks_due(&self) -> String {
         format!("{}:webhooks:due", self.prefix)

@@ -11,6 +11,7 @@
 //! Not here: reading the queue (`queue`), running a job (`worker`), delivering webhooks
 //! (`webhook`), what the API answers (`api::jobs`).
 
+pub mod endings;
 pub mod keys;
 
 use std::sync::LazyLock;
@@ -22,12 +23,13 @@ use uuid::Uuid;
 
 use crate::error::{ErrorCode, JobError};
 use crate::job::{
-    Job, JobState, Outcome, OutputProgress, OutputRecord, OutputState, Progress, RECORD_TTL_S,
-    now_rfc3339, unix_ms,
+    Cached, Job, JobState, Outcome, OutputProgress, OutputRecord, OutputState, Progress,
+    RECORD_TTL_S, now_rfc3339, unix_ms,
 };
 use crate::metrics::{Event, Metrics};
 use crate::queue::Delivery;
 use crate::webhook::Outbox;
+pub use endings::Endings;
 pub use keys::Keys;
 
 macro_rules! script {
@@ -110,6 +112,10 @@ pub enum Ending {
         outputs: Vec<OutputRecord>,
         report: serde_json::Map<String, serde_json::Value>,
         child_s: f64,
+        /// The inputs' hashes as the attempt learned them.
+        input_sha256: std::collections::BTreeMap<String, String>,
+        /// Set when the outputs came from the result cache.
+        cached: Option<Cached>,
     },
     Failed(JobError),
     /// A cancel was asked for; ffmpeg is stopped and scratch removed.
@@ -198,21 +204,32 @@ impl Lifecycle {
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok().map(|j| (j, r))))
     }
 
-    /// The webhook event (if the job has a webhook and ended) and the counters of `event`.
-    fn effects(&self, job: &Job, event: Option<Event<'_>>) -> Effects {
+    /// What an ended job announces: its webhook event (if it has a webhook) and its id on the
+    /// endings channel ([`Endings`]).
+    fn ended_into(&self, pipe: &mut redis::Pipeline, job: &Job) {
+        let view = serde_json::to_value(job).unwrap_or_default();
+        self.outbox.enqueue_into(pipe, job, view);
+        pipe.cmd("PUBLISH")
+            .arg(self.keys.ended())
+            .arg(job.id.to_string())
+            .ignore();
+    }
+
+    /// The announcements of an ended job and the counters of `events`.
+    fn effects(&self, job: &Job, events: Vec<Event<'_>>) -> Effects {
         let mut pipe = redis::pipe();
         if job.state.is_terminal() {
-            let view = serde_json::to_value(job).unwrap_or_default();
-            self.outbox.enqueue_into(&mut pipe, job, view);
+            self.ended_into(&mut pipe, job);
         }
-        if let Some(event) = event {
+        for event in events {
             self.metrics.job_event_into(&mut pipe, event);
         }
         Effects::from_pipeline(&pipe)
     }
 
     /// Stores a new job and queues it; with an idempotency key (its SHA-256, and the body's), a
-    /// repeat answers the job the first request created.
+    /// repeat answers the job the first request created. A job that is already COMPLETED (from
+    /// the result cache) is stored finished and not queued.
     pub async fn accept(
         &self,
         job: &Job,
@@ -223,7 +240,16 @@ impl Lifecycle {
             .clone()
             .map(|(k, h)| (self.keys.idempotency(&k), h))
             .unwrap_or_else(|| (self.keys.idempotency("-"), String::new()));
-        let effects = self.effects(job, Some(Event::Accepted));
+        let mut events = vec![Event::Accepted];
+        if job.state.is_terminal() {
+            events.push(Event::Ended { job, run_s: 0.0 });
+        }
+        let effects = self.effects(job, events);
+        let ttl = if job.state.is_terminal() {
+            RECORD_TTL_S
+        } else {
+            0
+        };
         let (verdict, detail): (String, String) = ACCEPT
             .key(idem_key)
             .key(self.keys.job(&job.id))
@@ -240,6 +266,9 @@ impl Lifecycle {
                     .saturating_sub(RECORD_TTL_S as u64 * 1000),
             )
             .arg(effects.json())
+            .arg(ttl)
+            .key(self.keys.log(&job.id))
+            .key(self.keys.log_usage(&job.id))
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(match verdict.as_str() {
@@ -375,7 +404,11 @@ impl Lifecycle {
                 outputs,
                 report,
                 child_s,
+                input_sha256,
+                cached,
             } => {
+                job.input_sha256 = input_sha256;
+                job.cached = cached;
                 job.progress = 1.0;
                 let partial = outputs.iter().any(|o| o.state == OutputState::Failed);
                 job.outcome = Some(if partial {
@@ -436,9 +469,8 @@ impl Lifecycle {
             self.metrics
                 .count_into(&mut pipe, "mediahost_job_handbacks_total", 1.0);
         } else {
-            let view = serde_json::to_value(&job).unwrap_or_default();
             if job.state.is_terminal() {
-                self.outbox.enqueue_into(&mut pipe, &job, view);
+                self.ended_into(&mut pipe, &job);
             }
             self.metrics
                 .job_event_into(&mut pipe, Event::Ended { job: &job, run_s });
@@ -534,7 +566,7 @@ impl Lifecycle {
                 None,
                 Some("cancelled while pending".into()),
             );
-            let effects = self.effects(&job, Some(Event::Withdrawn { job: &job }));
+            let effects = self.effects(&job, vec![Event::Withdrawn { job: &job }]);
             let (verdict, detail): (String, String) = CANCEL
                 .key(self.keys.job(id))
                 .key(self.keys.delayed())

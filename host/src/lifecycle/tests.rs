@@ -171,7 +171,73 @@ fn completed() -> Ending {
         outputs: Vec::new(),
         report: serde_json::Map::new(),
         child_s: 0.0,
+        input_sha256: BTreeMap::from([("audio".into(), "ab".repeat(32))]),
+        cached: None,
     }
+}
+
+#[tokio::test]
+async fn a_job_accepted_finished_is_stored_to_expire_not_queued_and_its_end_announced() {
+    let mut f = fixture().await;
+    let client = redis::Client::open(f._server.url.as_str()).unwrap();
+    let endings = Endings::listen(client, f.lifecycle.keys());
+    let mut ended = endings.subscribe();
+    // The listener subscribes in the background: wait until Redis counts it.
+    let channel = f.lifecycle.keys().ended();
+    for _ in 0..100 {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut f.conn)
+            .await
+            .unwrap();
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut job = job();
+    job.cached = Some(Cached {
+        job: uuid::Uuid::new_v4(),
+    });
+    job.transition(JobState::Completed, None, Some("from the cache".into()));
+    assert!(matches!(
+        f.lifecycle.accept(&job, None).await.unwrap(),
+        Accepted::New
+    ));
+    let stored = f.state(&job).await;
+    assert_eq!(stored.state, JobState::Completed);
+    assert_eq!(stored.cached, job.cached);
+    let ttl: i64 = f
+        .manager
+        .clone()
+        .ttl(f.lifecycle.keys().job(&job.id))
+        .await
+        .unwrap();
+    assert!(ttl > 0, "a finished record expires (ttl {ttl})");
+    let queued = f
+        .queue
+        .next(&mut f.conn, "worker-a", Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(queued.is_none(), "a finished job is not queued");
+    assert_eq!(f.events().await, 1, "its webhook event is queued");
+    let announced = tokio::time::timeout(Duration::from_secs(5), ended.recv())
+        .await
+        .expect("the end is announced")
+        .unwrap();
+    assert_eq!(announced, job.id);
+}
+
+#[tokio::test]
+async fn a_completion_records_the_inputs_hashes() {
+    let (f, job, held) = running().await;
+    let done = f.finish(&held, completed()).await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(
+        f.state(&job).await.input_sha256.get("audio"),
+        Some(&"ab".repeat(32))
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 //! (a simple WebP becomes an extended one with the VP8X flags set). AVIF is refused: its
 //! metadata lives in HEIF item boxes (`iinf`/`iloc`/`iprp`) that this module does not rewrite.
 //! EXIF's orientation is reset to 1 when the caller says the pixels were already rotated, so a
-//! viewer does not rotate them twice.
+//! viewer does not rotate them twice. The probe finds an input's orientation with [`read_exif`],
+//! which steps over the file's segments or chunks and reads only the start of its EXIF.
 //!
 //! Strip mode is the caller dropping the metadata. Converting to sRGB first is not possible from
 //! an ICC profile with Debian's ffmpeg 5.1: it has no `iccdetect`/`iccgen` filters (FFmpeg 6.0
@@ -18,7 +19,7 @@
 //!
 //! Not here: encoding the image (that is the renderer's ffmpeg step).
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::error::{ErrorCode, JobError};
 use crate::model::ImageFormat;
@@ -150,6 +151,93 @@ pub fn orientation(tiff: &[u8]) -> Option<u16> {
     } else {
         u16::from_le_bytes(b)
     })
+}
+
+/// The most bytes of an EXIF block [`read_exif`] reads: IFD0, which holds the orientation,
+/// comes first.
+const EXIF_HEAD_BYTES: u64 = 64 << 10;
+/// The most segments or chunks [`read_exif`] steps over before giving up.
+const MAX_WALKED: usize = 1 << 16;
+
+/// The start of the EXIF block (TIFF bytes, at most 64 KiB) of a JPEG, PNG or WebP file,
+/// found without reading the file whole: its segments or chunks are stepped over by their
+/// lengths. A TIFF file is its own: its start is returned. `None` for another format, no
+/// EXIF, or a container cut short.
+pub fn read_exif<F: Read + Seek>(file: &mut F) -> std::io::Result<Option<Vec<u8>>> {
+    match walk_to_exif(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        other => other,
+    }
+}
+
+/// The first `len` bytes at the file's position, at most an EXIF head (and its JPEG prefix).
+fn exif_head(file: &mut impl Read, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    file.take(len.min(EXIF_HEAD_BYTES + JPEG_EXIF.len() as u64))
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
+fn walk_to_exif<F: Read + Seek>(file: &mut F) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = [0u8; 12];
+    file.read_exact(&mut head)?;
+    if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
+        file.seek(SeekFrom::Start(0))?;
+        return exif_head(file, EXIF_HEAD_BYTES).map(Some);
+    }
+    if head.starts_with(&[0xff, 0xd8]) {
+        file.seek(SeekFrom::Start(2))?;
+        for _ in 0..MAX_WALKED {
+            let mut marker = [0u8; 4];
+            file.read_exact(&mut marker)?;
+            // The metadata segments all come before the scan.
+            if marker[0] != 0xff || matches!(marker[1], 0xda | 0xd9) {
+                return Ok(None);
+            }
+            let len = u64::from(u16::from_be_bytes([marker[2], marker[3]]));
+            let Some(payload_len) = len.checked_sub(2) else {
+                return Ok(None);
+            };
+            if marker[1] == 0xe1 {
+                let payload = exif_head(file, payload_len)?;
+                if let Some(tiff) = payload.strip_prefix(JPEG_EXIF) {
+                    return Ok(Some(tiff.to_vec()));
+                }
+                file.seek(SeekFrom::Current(
+                    (payload_len - payload.len() as u64) as i64,
+                ))?;
+            } else {
+                file.seek(SeekFrom::Current(payload_len as i64))?;
+            }
+        }
+    } else if head.starts_with(PNG_SIGNATURE) {
+        file.seek(SeekFrom::Start(PNG_SIGNATURE.len() as u64))?;
+        for _ in 0..MAX_WALKED {
+            let mut chunk = [0u8; 8];
+            file.read_exact(&mut chunk)?;
+            let len = u64::from(u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
+            match &chunk[4..] {
+                b"eXIf" => return exif_head(file, len).map(Some),
+                b"IEND" => return Ok(None),
+                // The data and its CRC.
+                _ => file.seek(SeekFrom::Current(len as i64 + 4))?,
+            };
+        }
+    } else if head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+        for _ in 0..MAX_WALKED {
+            let mut chunk = [0u8; 8];
+            file.read_exact(&mut chunk)?;
+            let len = u64::from(u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]));
+            if &chunk[..4] == b"EXIF" {
+                let data = exif_head(file, len)?;
+                // Some writers keep JPEG's "Exif\0\0" in front of the TIFF bytes.
+                return Ok(Some(data.strip_prefix(JPEG_EXIF).unwrap_or(&data).to_vec()));
+            }
+            // Chunks are padded to an even length.
+            file.seek(SeekFrom::Current((len + (len & 1)) as i64))?;
+        }
+    }
+    Ok(None)
 }
 
 /// Sets EXIF's orientation to 1, "as stored". Returns whether the tag was there.
@@ -563,11 +651,16 @@ pub fn srgb_filter(icc: &[u8]) -> Result<Option<String>, MetaError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
     use std::process::Command;
 
     use super::*;
+
+    /// A profile the host recognises as Display P3, for other modules' tests.
+    pub(crate) fn display_p3_profile() -> Vec<u8> {
+        profile(KNOWN[1].1)
+    }
 
     /// Little-endian TIFF with one IFD0 entry: orientation = `value`.
     fn exif(value: u16) -> Vec<u8> {
@@ -635,6 +728,66 @@ mod tests {
         assert!(reset_orientation(&mut big));
         assert_eq!(orientation(&big), Some(1));
         assert!(!reset_orientation(&mut b"not tiff".to_vec()));
+    }
+
+    /// The file's EXIF found by stepping over its segments or chunks, as the probe reads it.
+    fn exif_of_file(bytes: &[u8]) -> Option<Vec<u8>> {
+        read_exif(&mut std::io::Cursor::new(bytes)).unwrap()
+    }
+
+    #[test]
+    fn exif_is_found_in_a_file_without_reading_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, format) in [
+            ("a.jpg", ImageFormat::Jpeg),
+            ("a.png", ImageFormat::Png),
+            ("a.webp", ImageFormat::Webp),
+        ] {
+            ffmpeg(
+                dir.path(),
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc=s=64x48",
+                    "-frames:v",
+                    "1",
+                    name,
+                ],
+            );
+            let plain = std::fs::read(dir.path().join(name)).unwrap();
+            assert_eq!(exif_of_file(&plain), None, "{name}");
+            // EXIF after a large ICC profile (JPEG: four APP2 segments before it is reached).
+            let big_icc: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+            let meta = Metadata {
+                exif: Some(exif(6)),
+                icc: Some(big_icc),
+                ..meta()
+            };
+            let tagged = write(&plain, format, &meta, false).unwrap();
+            let found = exif_of_file(&tagged).unwrap_or_else(|| panic!("{name}: no EXIF"));
+            assert_eq!(orientation(&found), Some(6), "{name}");
+            // Cut short before the EXIF: nothing, not an error.
+            assert_eq!(exif_of_file(&tagged[..20]), None, "{name}");
+            let mut file = std::fs::File::open(dir.path().join(name)).unwrap();
+            assert_eq!(read_exif(&mut file).unwrap(), None);
+        }
+        // A PNG may carry eXIf after its image data.
+        let png = std::fs::read(dir.path().join("a.png")).unwrap();
+        let iend = png.len() - 12;
+        let mut late = png[..iend].to_vec();
+        png_chunk(&mut late, b"eXIf", &exif(8));
+        late.extend_from_slice(&png[iend..]);
+        assert_eq!(orientation(&exif_of_file(&late).unwrap()), Some(8));
+        // A WebP EXIF chunk with JPEG's prefix.
+        let webp = std::fs::read(dir.path().join("a.webp")).unwrap();
+        let mut prefixed = webp.clone();
+        riff_chunk(&mut prefixed, b"EXIF", &[JPEG_EXIF, &exif(3)].concat());
+        assert_eq!(orientation(&exif_of_file(&prefixed).unwrap()), Some(3));
+        // A TIFF file: its IFD0 is the EXIF's.
+        assert_eq!(orientation(&exif_of_file(&exif(5)).unwrap()), Some(5));
+        assert_eq!(exif_of_file(b"not an image at all"), None);
+        assert_eq!(exif_of_file(b""), None);
     }
 
     #[test]

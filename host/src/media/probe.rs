@@ -6,6 +6,11 @@
 //! are the file's own text too: they are cut to a bounded number and length, so a 1 MiB tag
 //! cannot swell a job record or a preset request.
 //!
+//! An image input's EXIF orientation is not in ffprobe's view (it reports the stored size and no
+//! rotation, while ffmpeg's mjpeg decoder turns the pixels by it): the probe reads it from the
+//! file and reports it as the video stream's [`EXIF_ORIENTATION_TAG`], which also tells the
+//! renderer to decode that input as stored, so that the plan's own turns are the only ones.
+//!
 //! Not here: decoding measurements such as loudness (that is [`super::analysis`]).
 
 use std::path::Path;
@@ -15,6 +20,7 @@ use serde_json::Value;
 
 use crate::error::ErrorCode;
 use crate::ffmpeg::{self, Tools};
+use crate::media::image_meta;
 use crate::model;
 
 /// Why a file could not be probed: the reason is ffprobe's own words.
@@ -46,6 +52,11 @@ pub const MAX_TAG_VALUE_BYTES: usize = 1024;
 /// A container tag the host adds when it replaced the duration the file claimed with the one it
 /// measured; its value is the claim, in seconds.
 pub const CLAIMED_DURATION_TAG: &str = "mediahost_claimed_duration_s";
+/// The video stream tag of an image input whose file carries an EXIF orientation: "1" to "8".
+/// The host's own: a file's tag of this name is dropped.
+pub const EXIF_ORIENTATION_TAG: &str = "exif_orientation";
+/// The containers ffprobe names an image file by (an input has no extension to go by).
+const IMAGE_CONTAINERS: &[&str] = &["jpeg_pipe", "png_pipe", "webp_pipe", "tiff_pipe"];
 /// How far a claim may exceed the measured length before the measurement replaces it: the last
 /// packet's own duration, and containers that round.
 const CLAIM_TOLERANCE_S: f64 = 1.0;
@@ -63,7 +74,47 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<model::MediaInfo, Probe
         let measured = measure(tools, file, size).await?;
         apply_measured(&mut info, measured);
     }
+    if info
+        .container
+        .format_names
+        .iter()
+        .any(|f| IMAGE_CONTAINERS.contains(&f.as_str()))
+    {
+        let orientation = std::fs::File::open(file)
+            .and_then(|mut f| image_meta::read_exif(&mut f))
+            .ok()
+            .flatten()
+            .and_then(|exif| image_meta::orientation(&exif));
+        tag_orientation(&mut info, orientation);
+    }
     Ok(info)
+}
+
+/// Reports an image's EXIF orientation (1 to 8; another value is no orientation) on its video
+/// stream.
+pub fn tag_orientation(info: &mut model::MediaInfo, orientation: Option<u16>) {
+    let Some(orientation) = orientation.filter(|o| (1..=8).contains(o)) else {
+        return;
+    };
+    if let Some(video) = info
+        .streams
+        .iter_mut()
+        .find(|s| s.kind == model::StreamKind::Video)
+    {
+        video.tags.push(model::Tag {
+            key: EXIF_ORIENTATION_TAG.into(),
+            value: orientation.to_string(),
+        });
+    }
+}
+
+/// The EXIF orientation the probe found in an image input (see [`EXIF_ORIENTATION_TAG`]).
+pub fn exif_orientation(info: &model::MediaInfo) -> Option<u16> {
+    info.streams
+        .iter()
+        .flat_map(|s| &s.tags)
+        .find(|t| t.key == EXIF_ORIENTATION_TAG)
+        .and_then(|t| t.value.parse().ok())
 }
 
 /// Probes a file ffmpeg wrote for this job under the host's own `-t` bound: its duration is
@@ -240,6 +291,7 @@ fn tags(v: &Value) -> Vec<model::Tag> {
     v.as_object()
         .map(|m| {
             m.iter()
+                .filter(|(k, _)| *k != EXIF_ORIENTATION_TAG)
                 .filter_map(|(k, v)| {
                     Some(model::Tag {
                         key: cut(k, MAX_TAG_KEY_BYTES),
@@ -470,6 +522,88 @@ mod tests {
         info.container.duration_s = None;
         apply_measured(&mut info, 1.98);
         assert_eq!(info.container.duration_s, Some(1.98));
+    }
+
+    #[test]
+    fn an_orientation_is_the_hosts_tag_on_the_video_stream() {
+        // A file's own tag of that name is not taken for the host's.
+        let mut info = from_json(&json!({
+            "format": {"format_name": "image2,jpeg_pipe"},
+            "streams": [
+                {"index": 0, "codec_type": "video", "codec_name": "mjpeg",
+                 "tags": {"exif_orientation": "6", "comment": "x"}}
+            ]
+        }));
+        assert_eq!(exif_orientation(&info), None);
+        assert_eq!(info.streams[0].tags.len(), 1);
+        tag_orientation(&mut info, Some(9));
+        assert_eq!(exif_orientation(&info), None, "not an orientation");
+        tag_orientation(&mut info, Some(8));
+        assert_eq!(exif_orientation(&info), Some(8));
+        assert!(
+            info.streams[0]
+                .tags
+                .iter()
+                .any(|t| t.key == EXIF_ORIENTATION_TAG && t.value == "8")
+        );
+    }
+
+    /// A JPEG or PNG input (named without an extension, as inputs are) with EXIF orientation 6:
+    /// ffprobe reports its stored 320x240 and nothing of the orientation; the probe adds it.
+    #[tokio::test]
+    async fn an_image_inputs_exif_orientation_is_probed() {
+        let (tools, _) = Tools::detect().await;
+        let dir = tempfile::tempdir().unwrap();
+        let tiff = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+        let meta = image_meta::Metadata {
+            exif: Some(tiff.to_vec()),
+            ..Default::default()
+        };
+        for (ext, format) in [
+            ("jpg", model::ImageFormat::Jpeg),
+            ("png", model::ImageFormat::Png),
+            ("webp", model::ImageFormat::Webp),
+        ] {
+            let plain = dir.path().join(format!("plain.{ext}"));
+            let made = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240"])
+                .args(["-frames:v", "1"])
+                .arg(&plain)
+                .status()
+                .unwrap();
+            assert!(made.success());
+            let bytes = std::fs::read(&plain).unwrap();
+            let plain_input = dir.path().join(format!("{ext}-plain"));
+            std::fs::write(&plain_input, &bytes).unwrap();
+            let oriented = dir.path().join(format!("{ext}-oriented"));
+            std::fs::write(
+                &oriented,
+                image_meta::write(&bytes, format, &meta, false).unwrap(),
+            )
+            .unwrap();
+
+            let info = probe(&tools, &oriented).await.unwrap();
+            assert_eq!(exif_orientation(&info), Some(6), "{ext}");
+            let video = &info.streams[0];
+            let model::StreamDetail::Video(v) = &video.detail else {
+                panic!("{ext}: not video")
+            };
+            assert_eq!(
+                (v.width, v.height, v.rotation_degrees),
+                (320, 240, 0),
+                "{ext}"
+            );
+            assert!(
+                video
+                    .tags
+                    .iter()
+                    .any(|t| t.key == EXIF_ORIENTATION_TAG && t.value == "6"),
+                "{ext}: {:?}",
+                video.tags
+            );
+            let info = probe(&tools, &plain_input).await.unwrap();
+            assert_eq!(exif_orientation(&info), None, "{ext}");
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::model;
 #[derive(Debug, Clone, Copy)]
 pub enum Arg {
     Int(i64, i64),
+    /// An odd integer in the range (a matrix size, which has a centre).
+    OddInt(i64, i64),
     Num(f64, f64),
     Bool,
     Choice(&'static [&'static str]),
@@ -46,6 +48,8 @@ pub const SAMPLE_FORMATS: &[&str] = &[
 
 pub const PIXEL_FORMATS: &[&str] = &[
     "yuv420p",
+    // WebP with alpha (libwebp encodes yuva420p).
+    "yuva420p",
     "yuv422p",
     "yuv444p",
     "yuvj420p",
@@ -86,6 +90,9 @@ pub const LAYOUTS: &[&str] = &[
 const CHANNEL_NAMES: &[&str] = &[
     "FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC", "BC", "SL", "SR", "TC", "DL", "DR",
 ];
+
+/// The longest side, in pixels, a scale, crop or pad may give a picture, on either axis.
+pub const MAX_SIDE: i64 = 8192;
 
 /// Arguments of an allowed filter; `None` when the filter is not allowed at all.
 pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
@@ -221,9 +228,10 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
             ("channel_layout", List(ListOf::Layouts)),
         ],
         "adelay" => &[("delays", Delays), ("all", Bool)],
+        // Either axis up to 8192: an image can be 8192 tall as well as wide.
         "scale" => &[
-            ("w", Int(-8, 7680)),
-            ("h", Int(-8, 4320)),
+            ("w", Int(-8, MAX_SIDE)),
+            ("h", Int(-8, MAX_SIDE)),
             (
                 "flags",
                 Choice(&["bilinear", "bicubic", "lanczos", "area", "neighbor"]),
@@ -247,11 +255,25 @@ pub fn filter_args(filter: &str) -> Option<&'static [(&'static str, Arg)]> {
         // Joins streams of the step's own inputs end to end (sprite tiles read by seeking).
         "concat" => &[("n", Int(1, 16)), ("v", Int(0, 1)), ("a", Int(0, 1))],
         "format" => &[("pix_fmts", List(ListOf::PixelFormats))],
-        "crop" | "pad" => &[
-            ("w", Int(1, 7680)),
-            ("h", Int(1, 4320)),
-            ("x", Int(0, 7680)),
-            ("y", Int(0, 4320)),
+        "crop" => &[
+            ("w", Int(1, MAX_SIDE)),
+            ("h", Int(1, MAX_SIDE)),
+            ("x", Int(0, MAX_SIDE)),
+            ("y", Int(0, MAX_SIDE)),
+        ],
+        "pad" => &[
+            ("w", Int(1, MAX_SIDE)),
+            ("h", Int(1, MAX_SIDE)),
+            ("x", Int(0, MAX_SIDE)),
+            ("y", Int(0, MAX_SIDE)),
+            // `black@0` is transparent, for outputs with alpha.
+            ("color", Choice(&["black", "white", "black@0"])),
+        ],
+        // Sharpening after a downscale; ffmpeg wants odd matrix sizes.
+        "unsharp" => &[
+            ("luma_msize_x", OddInt(3, 13)),
+            ("luma_msize_y", OddInt(3, 13)),
+            ("luma_amount", Num(0.0, 3.0)),
         ],
         "setsar" => &[("sar", Rate)],
         "transpose" => &[(
@@ -505,6 +527,63 @@ mod tests {
         assert!(!pan_ok("17c|c0=c0"), "too many channels");
         assert!(!pan_ok("stereo|c0=c0:x"), "':' would end the option");
         assert!(!pan_ok("stereo|c0=c0;movie"), "';' would end the filter");
+    }
+
+    /// The argument `name` of `filter`.
+    fn arg(filter: &str, name: &str) -> Arg {
+        filter_args(filter)
+            .and_then(|args| args.iter().find(|(n, _)| *n == name))
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("{filter} has no {name}"))
+    }
+
+    #[test]
+    fn unsharp_takes_odd_matrix_sizes_and_a_bounded_amount() {
+        for name in ["luma_msize_x", "luma_msize_y"] {
+            assert!(matches!(arg("unsharp", name), Arg::OddInt(3, 13)), "{name}");
+        }
+        assert!(
+            matches!(arg("unsharp", "luma_amount"), Arg::Num(lo, hi) if lo == 0.0 && hi == 3.0)
+        );
+        assert_eq!(filter_args("unsharp").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn scale_crop_and_pad_reach_8192_on_both_axes() {
+        for (filter, names) in [
+            ("scale", &["w", "h"][..]),
+            ("crop", &["w", "h", "x", "y"]),
+            ("pad", &["w", "h", "x", "y"]),
+        ] {
+            for name in names {
+                assert!(
+                    matches!(arg(filter, name), Arg::Int(_, 8192)),
+                    "{filter} {name}: {:?}",
+                    arg(filter, name)
+                );
+            }
+        }
+        assert!(
+            filter_args("crop")
+                .unwrap()
+                .iter()
+                .all(|(n, _)| *n != "color")
+        );
+    }
+
+    #[test]
+    fn pad_colours_are_black_white_and_transparent() {
+        let Arg::Choice(colours) = arg("pad", "color") else {
+            panic!("pad's color is a choice")
+        };
+        assert_eq!(colours, ["black", "white", "black@0"]);
+    }
+
+    #[test]
+    fn image_outputs_have_their_pixel_formats() {
+        for format in ["rgb24", "rgba", "yuva420p", "yuvj420p", "gray"] {
+            assert!(list_ok(ListOf::PixelFormats, format), "{format}");
+        }
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct ValidatedStep {
     step: model::Step,
     /// Per output, in order: the duration ffmpeg is told not to exceed (`-t`).
     bounds: Vec<f64>,
+    /// Per input, in order: whether it is an image with an EXIF orientation, which ffmpeg
+    /// must decode as stored (the plan turns it, or the kept EXIF tells a viewer to).
+    as_stored: Vec<bool>,
 }
 
 impl ValidatedStep {
@@ -54,6 +57,12 @@ impl ValidatedStep {
     /// The duration bound of the step's `i`th output, in seconds.
     pub fn output_bound(&self, i: usize) -> f64 {
         self.bounds[i]
+    }
+
+    /// Whether the step's `i`th input is decoded as stored, without the rotation ffmpeg would
+    /// otherwise take from its EXIF orientation.
+    pub fn decodes_as_stored(&self, i: usize) -> bool {
+        self.as_stored.get(i).copied().unwrap_or(false)
     }
 
     /// The same step writing only its required outputs, for running again after a failure an
@@ -108,7 +117,11 @@ impl ValidatedStep {
             });
         }
         step.graph.extend(sinks);
-        Some(ValidatedStep { step, bounds })
+        Some(ValidatedStep {
+            step,
+            bounds,
+            as_stored: self.as_stored.clone(),
+        })
     }
 }
 
@@ -152,7 +165,21 @@ pub fn validate_steps(
                 });
             }
             let bounds = validate_step(&step, media, &mut names)?;
-            let validated = ValidatedStep { step, bounds };
+            let as_stored = step
+                .inputs
+                .iter()
+                .map(|i| {
+                    media
+                        .info(&i.source)
+                        .and_then(crate::media::probe::exif_orientation)
+                        .is_some()
+                })
+                .collect();
+            let validated = ValidatedStep {
+                step,
+                bounds,
+                as_stored,
+            };
             check_argv_size(&validated)?;
             Ok(validated)
         })
@@ -1022,6 +1049,7 @@ fn check_value(kind: &Arg, value: &model::Value) -> Result<(), String> {
     let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
     let ok = match (kind, value) {
         (Arg::Int(lo, hi), V::Integer(v)) => (lo..=hi).contains(&v),
+        (Arg::OddInt(lo, hi), V::Integer(v)) => (lo..=hi).contains(&v) && v % 2 != 0,
         (Arg::Num(lo, hi), V::Number(v)) => in_range(*v, *lo, *hi),
         (Arg::Num(lo, hi), V::Integer(v)) => in_range(*v as f64, *lo, *hi),
         (Arg::Bool, V::Boolean(_)) => true,
@@ -1074,7 +1102,7 @@ fn param_ok(keys: &[(&str, Arg)], pair: &str) -> bool {
         return false;
     };
     let value = match kind {
-        Arg::Int(..) => text.parse().map(model::Value::Integer),
+        Arg::Int(..) | Arg::OddInt(..) => text.parse().map(model::Value::Integer),
         Arg::Bool => match text {
             "0" | "1" => Ok(model::Value::Boolean(text == "1")),
             _ => return false,
@@ -1388,6 +1416,159 @@ mod tests {
             "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264",
                          "width": 64, "height": 64}]
         })))
+    }
+
+    /// Input "a": an 8192-tall JPEG photo with EXIF orientation 6, as the probe reports it.
+    fn photo() -> OneInput {
+        let mut info = crate::media::probe::from_json(&json!({
+            "format": {"format_name": "image2,jpeg_pipe", "duration": "0.04", "size": "9000000"},
+            "streams": [{"index": 0, "codec_type": "video", "codec_name": "mjpeg",
+                         "width": 6144, "height": 8192}]
+        }));
+        crate::media::probe::tag_orientation(&mut info, Some(6));
+        OneInput(info)
+    }
+
+    #[test]
+    fn unsharp_matrix_sizes_are_odd() {
+        let unsharp = allowlist::filter_args("unsharp").unwrap();
+        let size =
+            |v: i64| check_options(&[opt("luma_msize_x", model::Value::Integer(v))], unsharp);
+        for ok in [3, 5, 13] {
+            size(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for refused in [1, 4, 12, 15] {
+            assert!(size(refused).is_err(), "{refused} passed");
+        }
+        let amount =
+            |v: f64| check_options(&[opt("luma_amount", model::Value::Number(v))], unsharp);
+        assert!(amount(1.5).is_ok() && amount(3.5).is_err() && amount(-1.0).is_err());
+    }
+
+    /// What an image-variants preset plans: the photo turned by its orientation, split into 16
+    /// branches, each scaled (up to 8192 on either axis), cropped or padded, sharpened, then
+    /// encoded in the pixel format of its image (which saves a `format` node per branch).
+    #[test]
+    fn a_photo_split_into_16_sized_variants_passes() {
+        let int = |name: &str, v: i64| opt(name, model::Value::Integer(v));
+        let text = |name: &str, v: &str| opt(name, model::Value::Text(v.into()));
+        let link = |label: String| model::Pad::Link(label);
+        let node = |filter: &str, args, inputs, outputs: Vec<String>| model::FilterNode {
+            filter: filter.into(),
+            args,
+            inputs,
+            outputs,
+        };
+        let mut graph = vec![
+            node(
+                "transpose",
+                vec![text("dir", "clock")],
+                vec![model::Pad::Stream(model::StreamRef {
+                    input: 0,
+                    stream: 0,
+                })],
+                vec!["turned".into()],
+            ),
+            node(
+                "split",
+                vec![int("outputs", 16)],
+                vec![link("turned".into())],
+                (0..16).map(|i| format!("v{i}")).collect(),
+            ),
+        ];
+        let mut outputs = Vec::new();
+        for i in 0..16 {
+            let side = 512 * (i + 1);
+            graph.push(node(
+                "scale",
+                vec![int("w", -2), int("h", side), text("flags", "lanczos")],
+                vec![link(format!("v{i}"))],
+                vec![format!("s{i}")],
+            ));
+            let (fit, args) = if i % 2 == 0 {
+                let args = vec![
+                    int("w", side),
+                    int("h", side),
+                    int("x", 0),
+                    int("y", 0),
+                    text("color", ["black", "white", "black@0"][i as usize % 3]),
+                ];
+                ("pad", args)
+            } else {
+                (
+                    "crop",
+                    vec![int("w", side / 2), int("h", side), int("x", 0), int("y", 0)],
+                )
+            };
+            graph.push(node(
+                fit,
+                args,
+                vec![link(format!("s{i}"))],
+                vec![format!("f{i}")],
+            ));
+            graph.push(node(
+                "unsharp",
+                vec![
+                    int("luma_msize_x", 5),
+                    int("luma_msize_y", 5),
+                    opt("luma_amount", model::Value::Number(0.8)),
+                ],
+                vec![link(format!("f{i}"))],
+                vec![format!("u{i}")],
+            ));
+            let (format, codec, pixels) = match i % 4 {
+                0 => (model::ImageFormat::Jpeg, "mjpeg", "yuvj420p"),
+                1 => (model::ImageFormat::Webp, "libwebp", "yuva420p"),
+                2 => (model::ImageFormat::Png, "png", "rgba"),
+                _ => (model::ImageFormat::Png, "png", "gray"),
+            };
+            let mut codec = encode(codec);
+            if let model::Codec::Encode(e) = &mut codec {
+                e.pixel_format = Some(pixels.into());
+            }
+            outputs.push(model::Output {
+                name: format!("w{side}"),
+                kind: model::OutputKind::Still(model::ImageSpec { format, ..JPEG }),
+                streams: vec![model::OutputStream {
+                    source: link(format!("u{i}")),
+                    codec,
+                    metadata: vec![],
+                }],
+                metadata: vec![],
+                muxer_options: vec![],
+                duration_s: None,
+                optional: false,
+            });
+        }
+        let mut s = step(vec![], None);
+        s.graph = graph;
+        s.outputs = outputs;
+        assert_eq!(s.graph.len(), 50);
+        let validated = validate_steps(vec![s.clone()], &photo(), &HashSet::new())
+            .unwrap_or_else(|r| panic!("{r}"))
+            .remove(0);
+        assert!(
+            validated.decodes_as_stored(0),
+            "the photo has an orientation"
+        );
+
+        // A `format` node in every branch as well is one node too many: 2 + 16 * 4 > 64.
+        for i in 0..16 {
+            let at = s
+                .graph
+                .iter()
+                .position(|n| n.outputs == [format!("u{i}")])
+                .unwrap();
+            s.graph[at].outputs = vec![format!("x{i}")];
+            s.graph.push(node(
+                "format",
+                vec![text("pix_fmts", "rgb24")],
+                vec![link(format!("x{i}"))],
+                vec![format!("u{i}")],
+            ));
+        }
+        let err = validate_steps(vec![s], &photo(), &HashSet::new()).unwrap_err();
+        assert!(err.reason.contains("at most 64"), "{}", err.reason);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! The host itself serves the signed upload and download URLs (`/v1/objects/{key}`), signed with
 //! an HMAC key kept in the data directory so that API and worker processes on one machine agree.
 //! An upload URL may be signed for one exact size; writes are counted as they stream and stop at
-//! their limit, leaving nothing behind.
+//! their limit, leaving nothing behind. Every write is hashed as it streams: the SHA-256 is kept
+//! under `<data-dir>/object-sha256`, bound to the file it was computed for (inode, size, mtime),
+//! so the result cache knows an upload's content without reading it again.
 //!
 //! Not here: the upload cap itself (the API's, from `--max-upload-mib`).
 
@@ -13,14 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::{CachePolicy, ObjectKey, ObjectMeta, StorageError};
+use super::{CachePolicy, Fingerprint, ObjectKey, ObjectMeta, StorageError};
 
 pub struct LocalStorage {
     root: PathBuf,
     meta_root: PathBuf,
+    sha_root: PathBuf,
     public_url: String,
     key: Vec<u8>,
 }
@@ -32,10 +35,13 @@ impl LocalStorage {
         std::fs::create_dir_all(&root)?;
         let meta_root = data_dir.join("object-meta");
         std::fs::create_dir_all(&meta_root)?;
+        let sha_root = data_dir.join("object-sha256");
+        std::fs::create_dir_all(&sha_root)?;
         let key = signing_key(&data_dir.join("url-signing.key"))?;
         Ok(Self {
             root,
             meta_root,
+            sha_root,
             public_url: public_url.trim_end_matches('/').to_owned(),
             key,
         })
@@ -106,6 +112,27 @@ impl LocalStorage {
             }
             Err(e) => Err(StorageError::Failed(format!("cannot stat '{key}': {e}"))),
         }
+    }
+
+    /// What identifies the object's current bytes (its file's inode, size and modification
+    /// time), with their SHA-256 when it was computed as they were written.
+    pub async fn fingerprint(&self, key: &ObjectKey) -> Result<Fingerprint, StorageError> {
+        let version = match tokio::fs::metadata(self.path(key)).await {
+            Ok(m) if m.is_file() => file_version(&m),
+            Ok(_) => return Err(StorageError::NotFound(key.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(key.to_string()));
+            }
+            Err(e) => return Err(StorageError::Failed(format!("cannot stat '{key}': {e}"))),
+        };
+        let sha256 = tokio::fs::read_to_string(self.sha_root.join(key.as_str()))
+            .await
+            .ok()
+            .and_then(|text| {
+                let (sha, of) = text.trim().split_once(' ')?;
+                (of == version).then(|| sha.to_owned())
+            });
+        Ok(Fingerprint { version, sha256 })
     }
 
     /// The path to open for reading an object; `NotFound` when it does not exist.
@@ -239,6 +266,7 @@ impl LocalStorage {
             Size::AtMost(n) | Size::Exactly(n) => n,
         };
         let mut written = 0u64;
+        let mut hasher = Sha256::new();
         let result: Result<(), WriteError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| fail(&e))?;
@@ -246,6 +274,7 @@ impl LocalStorage {
                 if written > limit {
                     return Err(WriteError::OverLimit { limit });
                 }
+                hasher.update(&chunk);
                 file.write_all(&chunk).await.map_err(|e| fail(&e))?;
             }
             if let Size::Exactly(expected) = size
@@ -254,6 +283,13 @@ impl LocalStorage {
                 return Err(WriteError::Short { expected, written });
             }
             file.sync_all().await.map_err(|e| fail(&e))?;
+            // The hash names the file by inode, which the rename keeps: written first, it can
+            // only ever describe these bytes.
+            let version = file_version(&file.metadata().await.map_err(|e| fail(&e))?);
+            let sha256 = hex::encode(hasher.finalize());
+            self.write_sha256(key, &sha256, &version)
+                .await
+                .map_err(|e| fail(&e))?;
             tokio::fs::rename(&tmp, &dest).await.map_err(|e| fail(&e))
         }
         .await;
@@ -262,6 +298,21 @@ impl LocalStorage {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         result.map(|()| written)
+    }
+
+    /// Records the SHA-256 of the file `version` will be at `key`, atomically.
+    async fn write_sha256(
+        &self,
+        key: &ObjectKey,
+        sha256: &str,
+        version: &str,
+    ) -> std::io::Result<()> {
+        let dest = self.sha_root.join(key.as_str());
+        let parent = dest.parent().expect("object paths have a parent");
+        tokio::fs::create_dir_all(parent).await?;
+        let tmp = parent.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+        tokio::fs::write(&tmp, format!("{sha256} {version}\n")).await?;
+        tokio::fs::rename(&tmp, &dest).await
     }
 
     pub async fn check(&self) -> Result<(), StorageError> {
@@ -288,6 +339,12 @@ pub enum WriteError {
     Short { expected: u64, written: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A file's identity and state: replaced or rewritten, it has another.
+fn file_version(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("{}-{}-{}.{}", m.ino(), m.len(), m.mtime(), m.mtime_nsec())
 }
 
 fn now_unix() -> u64 {
@@ -369,6 +426,46 @@ mod tests {
             None,
             "client uploads carry no meta"
         );
+    }
+
+    #[tokio::test]
+    async fn a_write_is_hashed_as_it_streams_and_a_rewrite_is_not_mistaken_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap();
+        let key = ObjectKey::parse("uploads/a/photo.jpg").unwrap();
+        let body = |parts: &[&'static [u8]]| {
+            futures::stream::iter(
+                parts
+                    .iter()
+                    .map(|p| Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(p)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        s.write(&key, body(&[b"hello ", b"world"])).await.unwrap();
+        let first = s.fingerprint(&key).await.unwrap();
+        assert_eq!(
+            first.sha256.as_deref(),
+            Some(hex::encode(Sha256::digest(b"hello world")).as_str())
+        );
+        s.write(&key, body(&[b"other bytes"])).await.unwrap();
+        let second = s.fingerprint(&key).await.unwrap();
+        assert_ne!(first.version, second.version);
+        assert_eq!(
+            second.sha256.as_deref(),
+            Some(hex::encode(Sha256::digest(b"other bytes")).as_str())
+        );
+        // Bytes changed behind the store's back: their hash is unknown, not the old one.
+        std::fs::write(
+            dir.path().join("objects/uploads/a/photo.jpg"),
+            b"tampered!!!",
+        )
+        .unwrap();
+        assert_eq!(s.fingerprint(&key).await.unwrap().sha256, None);
+        let missing = ObjectKey::parse("uploads/a/none.jpg").unwrap();
+        assert!(matches!(
+            s.fingerprint(&missing).await,
+            Err(StorageError::NotFound(_))
+        ));
     }
 
     #[tokio::test]

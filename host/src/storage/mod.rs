@@ -114,6 +114,16 @@ impl ObjectMeta {
     }
 }
 
+/// What identifies an object's current bytes without reading them, and their SHA-256 when the
+/// store knows it (local storage hashes every write as it streams).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Changes whenever the object is rewritten: local storage's inode, size and modification
+    /// time, S3's ETag and size.
+    pub version: String,
+    pub sha256: Option<String>,
+}
+
 /// A storage failure, with whether the object was simply absent.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -188,6 +198,14 @@ impl Storage {
         match self {
             Self::Local(s) => s.size(key).await,
             Self::S3(s) => s.size(key).await,
+        }
+    }
+
+    /// What identifies the object's current bytes (see [`Fingerprint`]), or `NotFound`.
+    pub async fn fingerprint(&self, key: &ObjectKey) -> Result<Fingerprint, StorageError> {
+        match self {
+            Self::Local(s) => s.fingerprint(key).await,
+            Self::S3(s) => s.fingerprint(key).await,
         }
     }
 

@@ -12,7 +12,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectKey, ObjectMeta, StorageError};
+use super::{Fingerprint, ObjectKey, ObjectMeta, StorageError};
 
 pub struct S3Storage {
     client: Client,
@@ -104,6 +104,35 @@ impl S3Storage {
             .await
         {
             Ok(head) => Ok(head.content_length().unwrap_or(0).max(0) as u64),
+            Err(e) => {
+                if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                    Err(StorageError::NotFound(key.to_string()))
+                } else {
+                    Err(failed("HEAD", key, e))
+                }
+            }
+        }
+    }
+
+    /// The object's ETag and size; S3 keeps no SHA-256 of a whole object a client PUT with a
+    /// presigned URL, so the hash is the downloader's to compute.
+    pub async fn fingerprint(&self, key: &ObjectKey) -> Result<Fingerprint, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Fingerprint {
+                version: format!(
+                    "{}-{}",
+                    head.e_tag().unwrap_or_default().trim_matches('"'),
+                    head.content_length().unwrap_or(0)
+                ),
+                sha256: None,
+            }),
             Err(e) => {
                 if e.as_service_error().is_some_and(|s| s.is_not_found()) {
                     Err(StorageError::NotFound(key.to_string()))

@@ -279,6 +279,8 @@ impl Worker {
             })
         };
 
+        // The lease on the work's cache key, when this attempt ran it for the cache.
+        let mut lead = None;
         let ending = match preset {
             None => Ending::Failed(JobError::new(
                 ErrorCode::PresetNotFound,
@@ -307,11 +309,16 @@ impl Worker {
                 // `Ok`: the task is stopped, which kills ffmpeg (kill_on_drop) and removes scratch.
                 let stopped = tokio::select! {
                     joined = &mut handle => Err(match joined {
-                        Ok(Ok(done)) => Ending::Completed {
-                            outputs: done.outputs,
-                            report: done.report,
-                            child_s: done.child_s,
-                        },
+                        Ok(Ok(done)) => {
+                            lead = done.lead;
+                            Ending::Completed {
+                                outputs: done.outputs,
+                                report: done.report,
+                                child_s: done.child_s,
+                                input_sha256: done.input_sha256,
+                                cached: done.cached,
+                            }
+                        }
                         Ok(Err(error)) => Ending::Failed(error),
                         Err(e) => Ending::Failed(JobError::new(
                             ErrorCode::Internal,
@@ -362,6 +369,13 @@ impl Worker {
             other => other,
         };
         let note = match &ending {
+            Ending::Completed {
+                cached: Some(cached),
+                ..
+            } => format!(
+                "completed from the result cache (the outputs of job {})",
+                cached.job
+            ),
             Ending::Completed { .. } => "completed".to_owned(),
             Ending::Cancelled => "cancelled: ffmpeg stopped, scratch removed".to_owned(),
             Ending::HandedBack => format!(
@@ -376,6 +390,13 @@ impl Worker {
         self.metrics
             .add("mediahost_ffmpeg_cpu_seconds_total", self.child_cpu.take())
             .await;
+        if let (Ok(Ok(job)), Some(lead), Some(cache)) = (&recorded, &lead, &self.ctx.result_cache)
+            && job.state == JobState::Completed
+        {
+            cache.store(&lead.key, job).await;
+        }
+        // Released once the entry is stored, so jobs waiting for this one find it.
+        drop(lead);
         match recorded? {
             Ok(job) => {
                 tracing::info!(state = job.state.as_str(), code = ?job.error.as_ref().map(|e| e.code), run_s = job.timings.run_s, "attempt recorded");

@@ -18,7 +18,9 @@ use tokio::sync::watch;
 
 use crate::error::{ErrorCode, JobError};
 use crate::ffmpeg::{self, Tools, jail, output, render};
-use crate::job::{Job, JobStore, OutputPhase, OutputProgress, OutputRecord, OutputState, Progress};
+use crate::job::{
+    Cached, Job, JobStore, OutputPhase, OutputProgress, OutputRecord, OutputState, Progress,
+};
 use crate::media::{analysis, image_meta, probe};
 use crate::model;
 use crate::plan::session::{self, Executor, LogLine, Sandboxed, Session, Stage, Written};
@@ -27,6 +29,7 @@ use crate::preset::catalog::Catalog;
 use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::preset::runtime::{Lane, Runtime};
+use crate::result_cache::{CacheKey, Entry, Lead, Leadership, ResultCache};
 use crate::storage::{ObjectKey, ObjectMeta, Storage, StorageError};
 
 use super::publish;
@@ -47,6 +50,8 @@ pub struct Context {
     pub keep_failed: std::time::Duration,
     /// The most bytes a job's scratch directory may hold while ffmpeg runs.
     pub disk_budget: u64,
+    /// The result cache (`None` when it is off).
+    pub result_cache: Option<Arc<ResultCache>>,
 }
 
 /// The result of a successful job.
@@ -55,6 +60,27 @@ pub struct Finished {
     pub report: Map<String, Value>,
     /// Seconds spent in ffprobe/ffmpeg child processes.
     pub child_s: f64,
+    /// The SHA-256 of each input, as far as the job learned them.
+    pub input_sha256: BTreeMap<String, String>,
+    /// Set when the outputs came from the result cache.
+    pub cached: Option<Cached>,
+    /// The job's lease on its work's cache key, when it ran that work for the cache: the
+    /// worker stores the entry once the completion is recorded, then lets go.
+    pub lead: Option<Lead>,
+}
+
+impl Finished {
+    /// A job answered from the cache: the entry's outputs and report, no ffmpeg time.
+    fn cached(entry: Entry, input_sha256: BTreeMap<String, String>, child_s: f64) -> Self {
+        Self {
+            outputs: entry.outputs,
+            report: entry.report,
+            child_s,
+            input_sha256,
+            cached: Some(Cached { job: entry.job }),
+            lead: None,
+        }
+    }
 }
 
 /// A job-scoped scratch directory, removed when dropped (on success and on failure alike),
@@ -179,6 +205,21 @@ pub async fn run(
     preset: &Arc<Preset>,
     progress: &watch::Sender<Progress>,
 ) -> Result<Finished, JobError> {
+    let cache = ctx.result_cache.as_ref().filter(|_| job.cache);
+    let mut input_sha256 = job.input_sha256.clone();
+    if let Some(cache) = cache {
+        for (name, sha) in cache.known_inputs(&job.inputs).await {
+            input_sha256.entry(name).or_insert(sha);
+        }
+        // Every input's hash known without a download: a hit needs no scratch at all.
+        if let Some(key) = CacheKey::of(job, &input_sha256, &preset.interface)
+            && let Some(entry) = cache.lookup(&key).await
+        {
+            cache.count(true).await;
+            log_hit(ctx, job, &entry).await;
+            return Ok(Finished::cached(entry, input_sha256, 0.0));
+        }
+    }
     let scratch = Scratch::create(&ctx.scratch_root, job, ctx.tools.jail.drop_user)?;
     let mut run = Run {
         ctx,
@@ -188,11 +229,19 @@ pub async fn run(
         delivered: Vec::new(),
         child_s: 0.0,
         progress,
+        input_sha256,
+        lead: None,
     };
-    let result = match run.download_and_probe().await {
-        Ok(()) => run.plan_and_execute(preset).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        run.download_and_probe().await?;
+        if let Some(cache) = cache
+            && let Some(done) = run.reuse_or_lead(cache, preset).await
+        {
+            return Ok(done);
+        }
+        run.plan_and_execute(preset).await
+    }
+    .await;
     // A job over its disk budget is never kept: keeping it is how a full disk stays full.
     let over_budget = matches!(&result, Err(e) if e.code == ErrorCode::OutputTooLarge);
     if over_budget {
@@ -224,6 +273,19 @@ pub async fn run(
     result
 }
 
+async fn log_hit(ctx: &Context, job: &Job, entry: &Entry) {
+    ctx.jobs
+        .log(
+            &job.id,
+            "host",
+            format!(
+                "answered from the result cache: the outputs of job {}, no ffmpeg run",
+                entry.job
+            ),
+        )
+        .await;
+}
+
 /// Removes kept scratch directories of failed attempts once they are older than `keep`.
 pub fn sweep_failed(scratch_root: &Path, keep: std::time::Duration) {
     let Ok(entries) = std::fs::read_dir(scratch_root.join("failed")) else {
@@ -251,6 +313,10 @@ struct Run<'a> {
     delivered: Vec<publish::Delivered>,
     child_s: f64,
     progress: &'a watch::Sender<Progress>,
+    /// The inputs' hashes: known before the attempt, or computed as they are downloaded.
+    input_sha256: BTreeMap<String, String>,
+    /// This job's lease on its work's cache key, while it runs that work.
+    lead: Option<Lead>,
 }
 
 impl Run<'_> {
@@ -291,6 +357,14 @@ impl Run<'_> {
                 .parse_uri(uri)
                 .map_err(|e| JobError::new(ErrorCode::InputUriInvalid, "download", e.detail))?;
             let path = self.scratch.path().join("in").join(name);
+            // An input the cache has no hash of is hashed once downloaded; its version before
+            // the download says whether the hash may be remembered for that object.
+            let version = match self.ctx.result_cache.as_ref().filter(|_| self.job.cache) {
+                Some(cache) if !self.input_sha256.contains_key(name) => {
+                    cache.version(&key).await.ok()
+                }
+                _ => None,
+            };
             self.ctx
                 .storage
                 .download(&key, &path)
@@ -314,6 +388,9 @@ impl Run<'_> {
             }
             self.note("host", format!("downloaded input '{name}' from {uri}"))
                 .await;
+            if let Some(version) = version {
+                self.hash_download(name, uri, &key, &path, &version).await?;
+            }
             let started = Instant::now();
             let info = probe::probe(&self.ctx.tools, &path).await;
             self.child_s += started.elapsed().as_secs_f64();
@@ -328,6 +405,83 @@ impl Run<'_> {
         }
         self.advance(0.05);
         Ok(())
+    }
+
+    /// Hashes a downloaded input and remembers the hash for its object when the object did not
+    /// change while it was read.
+    async fn hash_download(
+        &mut self,
+        name: &str,
+        uri: &str,
+        key: &ObjectKey,
+        path: &Path,
+        version: &str,
+    ) -> Result<(), JobError> {
+        let Some(cache) = &self.ctx.result_cache else {
+            return Ok(());
+        };
+        let file = path.to_owned();
+        let sha256 = tokio::task::spawn_blocking(move || sha256_file(&file))
+            .await
+            .map_err(|e| JobError::new(ErrorCode::Internal, "download", e.to_string()))?
+            .map_err(|e| {
+                JobError::new(
+                    ErrorCode::Internal,
+                    "download",
+                    format!("cannot hash input '{name}': {e}"),
+                )
+            })?;
+        if cache.version(key).await.ok().as_deref() == Some(version) {
+            cache.remember_sha256(uri, version, &sha256).await;
+        }
+        self.input_sha256.insert(name.to_owned(), sha256);
+        Ok(())
+    }
+
+    /// With every input's hash known: the cached outputs of the same work, waiting for a job
+    /// that runs it now, or `None` when this job is to run it (holding its lease).
+    async fn reuse_or_lead(
+        &mut self,
+        cache: &Arc<ResultCache>,
+        preset: &Preset,
+    ) -> Option<Finished> {
+        let key = CacheKey::of(self.job, &self.input_sha256, &preset.interface)?;
+        let mut waiting_for = None;
+        loop {
+            if let Some(entry) = cache.lookup(&key).await {
+                cache.count(true).await;
+                log_hit(self.ctx, self.job, &entry).await;
+                return Some(Finished::cached(
+                    entry,
+                    std::mem::take(&mut self.input_sha256),
+                    self.child_s,
+                ));
+            }
+            match cache.lead(&key, self.job.id).await {
+                Ok(Leadership::Leads(lead)) => {
+                    cache.count(false).await;
+                    self.lead = Some(lead);
+                    return None;
+                }
+                Ok(Leadership::Follows(other)) => {
+                    if waiting_for != Some(other) {
+                        self.note(
+                            "host",
+                            format!(
+                                "job {other} is running the same work; waiting for its outputs"
+                            ),
+                        )
+                        .await;
+                        waiting_for = Some(other);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the result cache is unreachable; running the job");
+                    return None;
+                }
+            }
+        }
     }
 
     async fn plan_and_execute(&mut self, preset: &Arc<Preset>) -> Result<Finished, JobError> {
@@ -358,6 +512,9 @@ impl Run<'_> {
             outputs,
             report: session::report_json(&finish.report),
             child_s: self.child_s,
+            input_sha256: std::mem::take(&mut self.input_sha256),
+            cached: None,
+            lead: self.lead.take(),
         })
     }
 
@@ -596,12 +753,12 @@ impl Run<'_> {
         let outputs = &step.step().outputs;
         // The source image is read and parsed once for the whole step, and only when the step
         // writes an image whose metadata is set from it.
-        let source = if outputs.iter().any(|o| metadata_image(o).is_some()) {
+        let source = if outputs.iter().any(|o| image_spec(o).is_some()) {
             self.source_metadata(step)?
         } else {
             None
         };
-        let to_srgb = srgb_conversions(step, source.as_ref())?;
+        let to_srgb = srgb_conversions(step.step(), source.as_ref())?;
         let results: Vec<(render::RenderedOutput, Option<JobError>)> =
             match self.execute(step, true, &to_srgb).await {
                 Ok(written) => written.into_iter().map(|r| (r, None)).collect(),
@@ -690,13 +847,17 @@ impl Run<'_> {
         Ok(image_meta::read(&bytes).ok().filter(|m| !m.is_empty()))
     }
 
-    /// Sets an image output's metadata after encoding: the step's source image's EXIF, XMP and
-    /// ICC profile when it keeps them (ffmpeg 5.1 drops EXIF, and the ICC profile in WebP; a
-    /// source that is not an image, a video for a poster, has nothing to copy), none at all when
-    /// it strips them (ffmpeg carries a JPEG's ICC profile over, which would be wrong for
-    /// pixels converted to sRGB). AVIF is written as ffmpeg made it.
+    /// Finishes an image output after encoding. A JPEG is made progressive ([`progressive_jpeg`]).
+    /// Its metadata is then set: the step's source image's EXIF, XMP and ICC profile when it
+    /// keeps them (ffmpeg 5.1 drops EXIF, and the ICC profile in WebP; a source that is not an
+    /// image, a video for a poster, has nothing to copy, and what ffmpeg wrote stays), none at
+    /// all when it strips them (ffmpeg carries a JPEG's ICC profile over, which would be wrong
+    /// for pixels converted to sRGB). EXIF's orientation is reset to 1 only when the output's
+    /// own picture went through a turn or a flip ([`turns_pixels`]): the input was decoded as
+    /// stored, so an untouched picture keeps the orientation that tells a viewer how to show it.
+    /// AVIF is written as ffmpeg made it.
     async fn carry_metadata(
-        &self,
+        &mut self,
         step: &ValidatedStep,
         source: Option<&image_meta::Metadata>,
         output: &model::Output,
@@ -706,19 +867,14 @@ impl Run<'_> {
             return Ok(());
         };
         let meta = match image.metadata {
-            model::ImageMetadata::Strip => image_meta::Metadata::default(),
-            model::ImageMetadata::Keep => match source {
-                Some(meta) => meta.clone(),
-                None => return Ok(()),
-            },
+            model::ImageMetadata::Strip => Some(image_meta::Metadata::default()),
+            model::ImageMetadata::Keep => source.cloned(),
         };
-        // A plan that turns the pixels has applied the orientation EXIF describes.
-        let rotated = step.step().graph.iter().any(|n| {
-            matches!(
-                n.filter.as_str(),
-                "transpose" | "rotate" | "hflip" | "vflip"
-            )
-        });
+        let jpeg = image.format == model::ImageFormat::Jpeg;
+        if meta.is_none() && !jpeg {
+            return Ok(());
+        }
+        let rotated = turns_pixels(step.step(), output);
         let files: Vec<PathBuf> = match &rendered.dir {
             None => vec![rendered.path.clone()],
             Some(dir) => {
@@ -740,11 +896,39 @@ impl Run<'_> {
                     format!("output '{}' left an unusable file: {e}", output.name),
                 )
             })?;
-            let encoded = std::fs::read(checked.fd_path())
+            let mut encoded = std::fs::read(checked.fd_path())
                 .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?;
-            let with_meta = image_meta::write(&encoded, image.format, &meta, rotated)
-                .map_err(JobError::from)?;
-            std::fs::write(&file, with_meta)
+            drop(checked);
+            let mut meta = meta.clone();
+            if jpeg {
+                // jpegtran keeps no marker: what ffmpeg wrote is put back when the source
+                // gives nothing to keep.
+                if meta.is_none() {
+                    meta = Some(image_meta::read(&encoded).unwrap_or_default());
+                }
+                let (progressive, wall) = progressive_jpeg(
+                    &self.ctx.tools,
+                    self.scratch.path(),
+                    &file,
+                    self.ctx.disk_budget,
+                )
+                .await
+                .map_err(|e| {
+                    JobError::new(
+                        e.code,
+                        &e.step,
+                        format!("output '{}': {}", output.name, e.message),
+                    )
+                })?;
+                self.child_s += wall.as_secs_f64();
+                encoded = progressive;
+            }
+            let finished = match &meta {
+                Some(meta) => image_meta::write(&encoded, image.format, meta, rotated)
+                    .map_err(JobError::from)?,
+                None => encoded,
+            };
+            std::fs::write(&file, finished)
                 .map_err(|e| JobError::new(ErrorCode::Internal, "metadata", e.to_string()))?;
         }
         Ok(())
@@ -818,33 +1002,141 @@ impl Run<'_> {
     }
 }
 
+/// The SHA-256 of a file, read in 1 MiB pieces.
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// A JPEG output rewritten as progressive, which ffmpeg 5.1's mjpeg encoder cannot write, with
+/// the time jpegtran took. Lossless: jpegtran reorders the same DCT coefficients into scans
+/// (and optimises the Huffman tables); it keeps no marker (`-copy none`), the metadata is
+/// written afterwards. It runs as ffmpeg does: jailed, confined to the job's directory, under
+/// the job's disk budget and a time limit by the file's size, stdin closed; it writes into
+/// `work/` under a name no output can have, read back here and removed.
+async fn progressive_jpeg(
+    tools: &Tools,
+    job_dir: &Path,
+    file: &Path,
+    disk_budget: u64,
+) -> Result<(Vec<u8>, std::time::Duration), JobError> {
+    let fail = |code: ErrorCode, why: String| JobError::new(code, "jpegtran", why);
+    let progressive = job_dir.join("work").join(".progressive.jpg");
+    let _ = std::fs::remove_file(&progressive);
+    let mut args: Vec<std::ffi::OsString> = ["-progressive", "-optimize", "-copy", "none"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.extend(["-outfile".into(), progressive.clone().into_os_string()]);
+    args.push(file.as_os_str().to_owned());
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let limit = std::time::Duration::from_secs(30 + size / (1 << 20));
+    let ran = ffmpeg::run_jpegtran(tools, &args, job_dir, limit, disk_budget).await;
+    let result = match ran {
+        Err(e) => Err(fail(
+            e.code(ErrorCode::FfmpegFailed),
+            format!("making the JPEG progressive: {e}"),
+        )),
+        Ok(out) if !out.success => Err(fail(
+            ErrorCode::FfmpegFailed,
+            format!(
+                "jpegtran could not make the JPEG progressive: {}",
+                ffmpeg::failure_summary(&String::from_utf8_lossy(&out.stderr))
+            ),
+        )),
+        Ok(out) => output::open_regular(job_dir, &progressive)
+            .and_then(|checked| std::fs::read(checked.fd_path()))
+            .map(|bytes| (bytes, out.wall))
+            .map_err(|e| {
+                fail(
+                    ErrorCode::FfmpegFailed,
+                    format!("jpegtran left no usable file: {e}"),
+                )
+            }),
+    };
+    let _ = std::fs::remove_file(&progressive);
+    result
+}
+
+/// Whether an output's picture went through a filter that turns or mirrors it (transpose,
+/// rotate, hflip, vflip), following its streams back through the graph: then the plan applied
+/// the orientation EXIF describes. Another branch of the same graph does not count.
+fn turns_pixels(step: &model::Step, output: &model::Output) -> bool {
+    fn link(pad: &model::Pad) -> Option<&str> {
+        match pad {
+            model::Pad::Link(label) => Some(label.as_str()),
+            model::Pad::Stream(_) => None,
+        }
+    }
+    let producers: HashMap<&str, &model::FilterNode> = step
+        .graph
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(move |label| (label.as_str(), n)))
+        .collect();
+    let mut pending: Vec<&str> = output
+        .streams
+        .iter()
+        .filter_map(|s| link(&s.source))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(label) = pending.pop() {
+        if !seen.insert(label) {
+            continue;
+        }
+        let Some(node) = producers.get(label) else {
+            continue;
+        };
+        if matches!(
+            node.filter.as_str(),
+            "transpose" | "rotate" | "hflip" | "vflip"
+        ) {
+            return true;
+        }
+        pending.extend(node.inputs.iter().filter_map(link));
+    }
+    false
+}
+
+/// The image spec of an image output (a still or an image sequence).
+fn image_spec(output: &model::Output) -> Option<&model::ImageSpec> {
+    match &output.kind {
+        model::OutputKind::Still(image) => Some(image),
+        model::OutputKind::ImageSequence(seq) => Some(&seq.image),
+        _ => None,
+    }
+}
+
 /// The image spec of an output whose metadata the host sets after encoding (kept from the
 /// source or stripped); AVIF is written as ffmpeg made it.
 fn metadata_image(output: &model::Output) -> Option<&model::ImageSpec> {
-    let image = match &output.kind {
-        model::OutputKind::Still(image) => image,
-        model::OutputKind::ImageSequence(seq) => &seq.image,
-        _ => return None,
-    };
-    (image.format != model::ImageFormat::Avif).then_some(image)
+    image_spec(output).filter(|image| image.format != model::ImageFormat::Avif)
 }
 
-/// The sRGB conversion of each image output that strips its metadata from a source whose
-/// ICC profile is not sRGB, by output name. A profile ffmpeg 5.1 cannot convert is refused.
+/// The sRGB conversion of each image output that leaves its source's ICC profile behind (it
+/// strips the metadata, or it is AVIF, which carries none here) when that profile is not sRGB,
+/// by output name. A profile ffmpeg 5.1 cannot convert is refused.
 fn srgb_conversions(
-    step: &ValidatedStep,
+    step: &model::Step,
     source: Option<&image_meta::Metadata>,
 ) -> Result<HashMap<String, String>, JobError> {
     let stripping: Vec<&model::Output> = step
-        .step()
         .outputs
         .iter()
-        .filter(|o| match &o.kind {
-            model::OutputKind::Still(image) => image.metadata == model::ImageMetadata::Strip,
-            model::OutputKind::ImageSequence(seq) => {
-                seq.image.metadata == model::ImageMetadata::Strip
-            }
-            _ => false,
+        .filter(|o| {
+            image_spec(o).is_some_and(|image| {
+                image.metadata == model::ImageMetadata::Strip
+                    || image.format == model::ImageFormat::Avif
+            })
         })
         .collect();
     let mut conversions = HashMap::new();
@@ -893,5 +1185,233 @@ impl Executor for Run<'_> {
             }
             LogLine::Host(message) => Run::note(self, "host", message).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod image_output_tests {
+    use super::*;
+
+    /// The markers of a JPEG's segments before its first scan.
+    fn markers(jpeg: &[u8]) -> Vec<u8> {
+        let mut found = Vec::new();
+        let mut at = 2;
+        while at + 4 <= jpeg.len() && jpeg[at] == 0xff && jpeg[at + 1] != 0xda {
+            found.push(jpeg[at + 1]);
+            at += 2 + usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        }
+        found
+    }
+
+    /// A job directory as [`Scratch::create`] makes it, for jailed tools to work in.
+    fn job_dir(tools: &Tools) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["work", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            if tools.jail.drop_user {
+                std::os::unix::fs::chown(
+                    dir.path().join(sub),
+                    Some(jail::JAIL_UID),
+                    Some(jail::JAIL_GID),
+                )
+                .unwrap();
+            }
+        }
+        dir
+    }
+
+    /// The picture ffmpeg decodes from a file, as raw RGB.
+    fn pixels(file: &Path) -> Vec<u8> {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(file)
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    #[tokio::test]
+    async fn a_jpeg_output_is_made_progressive_without_changing_a_pixel() {
+        let (tools, missing) = Tools::detect().await;
+        assert!(
+            !missing.iter().any(|m| m.contains("jpegtran")),
+            "jpegtran runs here: {missing:?}"
+        );
+        let job = job_dir(&tools);
+        let file = job.path().join("out/o.jpg");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240"])
+            .args(["-frames:v", "1", "-q:v", "3", "-pix_fmt", "yuvj420p"])
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let baseline = std::fs::read(&file).unwrap();
+        assert!(markers(&baseline).contains(&0xc0), "ffmpeg writes baseline");
+
+        let (progressive, _) = progressive_jpeg(&tools, job.path(), &file, 1 << 30)
+            .await
+            .unwrap();
+        let found = markers(&progressive);
+        assert!(found.contains(&0xc2), "no SOF2: {found:x?}");
+        assert!(!found.contains(&0xc0), "still baseline: {found:x?}");
+        assert!(
+            !job.path().join("work/.progressive.jpg").exists(),
+            "jpegtran's file is removed"
+        );
+        let check = job.path().join("progressive.jpg");
+        std::fs::write(&check, &progressive).unwrap();
+        assert_eq!(pixels(&check), pixels(&file), "the same picture");
+
+        // What a kept source's metadata then does to it: written in, still progressive.
+        let meta = image_meta::Metadata {
+            xmp: Some(b"<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"/>".to_vec()),
+            ..Default::default()
+        };
+        let with_meta =
+            image_meta::write(&progressive, model::ImageFormat::Jpeg, &meta, false).unwrap();
+        assert!(markers(&with_meta).contains(&0xc2));
+        assert_eq!(image_meta::read(&with_meta).unwrap(), meta);
+    }
+
+    #[tokio::test]
+    async fn a_jpeg_jpegtran_cannot_read_fails_its_output_with_a_reason() {
+        let (tools, _) = Tools::detect().await;
+        let job = job_dir(&tools);
+        let file = job.path().join("out/o.jpg");
+        std::fs::write(&file, b"\xff\xd8 not really a JPEG").unwrap();
+        let err = progressive_jpeg(&tools, job.path(), &file, 1 << 30)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::FfmpegFailed);
+        assert_eq!(err.step, "jpegtran");
+        assert!(err.message.contains("jpegtran"), "{}", err.message);
+    }
+
+    fn link(label: &str) -> model::Pad {
+        model::Pad::Link(label.into())
+    }
+
+    fn filter(name: &str, inputs: Vec<model::Pad>, outputs: &[&str]) -> model::FilterNode {
+        model::FilterNode {
+            filter: name.into(),
+            args: vec![],
+            inputs,
+            outputs: outputs.iter().map(|o| (*o).into()).collect(),
+        }
+    }
+
+    fn still(name: &str, source: model::Pad) -> model::Output {
+        model::Output {
+            name: name.into(),
+            kind: model::OutputKind::Still(model::ImageSpec {
+                format: model::ImageFormat::Jpeg,
+                quality: None,
+                metadata: model::ImageMetadata::Keep,
+            }),
+            streams: vec![model::OutputStream {
+                source,
+                codec: model::Codec::Encode(model::Encoder {
+                    codec: "mjpeg".into(),
+                    bit_rate: None,
+                    sample_rate: None,
+                    channels: None,
+                    sample_format: None,
+                    pixel_format: None,
+                    frame_rate: None,
+                    options: vec![],
+                }),
+                metadata: vec![],
+            }],
+            metadata: vec![],
+            muxer_options: vec![],
+            duration_s: None,
+            optional: false,
+        }
+    }
+
+    /// Orientation is reset only for the picture that went through a turn: a branch of the same
+    /// graph that did not, and a picture mapped straight from the input, keep theirs.
+    #[test]
+    fn only_an_output_whose_picture_turned_counts_as_rotated() {
+        let input = model::Pad::Stream(model::StreamRef {
+            input: 0,
+            stream: 0,
+        });
+        let turned = still("turned", link("t"));
+        let flipped = still("flipped", link("f"));
+        let untouched = still("untouched", link("s"));
+        let direct = still("direct", input.clone());
+        let step = model::Step {
+            name: "s".into(),
+            inputs: vec![],
+            graph: vec![
+                filter("split", vec![input], &["a", "b", "c"]),
+                filter("transpose", vec![link("a")], &["ta"]),
+                filter("scale", vec![link("ta")], &["t"]),
+                filter("hflip", vec![link("b")], &["f"]),
+                filter("scale", vec![link("c")], &["s"]),
+            ],
+            outputs: vec![],
+        };
+        assert!(turns_pixels(&step, &turned));
+        assert!(turns_pixels(&step, &flipped));
+        assert!(!turns_pixels(&step, &untouched));
+        assert!(!turns_pixels(&step, &direct));
+    }
+
+    /// An output that leaves a Display P3 source's profile behind gets its pixels converted to
+    /// sRGB: one that strips it, and an AVIF (which carries no profile here) even when it asks
+    /// to keep it. A kept JPEG keeps the profile and its pixels as they are.
+    #[test]
+    fn outputs_that_lose_the_icc_profile_are_converted_to_srgb() {
+        let input = model::Pad::Stream(model::StreamRef {
+            input: 0,
+            stream: 0,
+        });
+        let image = |name: &str, format, metadata| {
+            let mut out = still(name, input.clone());
+            out.kind = model::OutputKind::Still(model::ImageSpec {
+                format,
+                quality: None,
+                metadata,
+            });
+            out
+        };
+        let step = model::Step {
+            name: "s".into(),
+            inputs: vec![],
+            graph: vec![],
+            outputs: vec![
+                image("kept", model::ImageFormat::Jpeg, model::ImageMetadata::Keep),
+                image(
+                    "stripped",
+                    model::ImageFormat::Webp,
+                    model::ImageMetadata::Strip,
+                ),
+                image("avif", model::ImageFormat::Avif, model::ImageMetadata::Keep),
+            ],
+        };
+        let p3 = image_meta::Metadata {
+            icc: Some(image_meta::tests::display_p3_profile()),
+            ..Default::default()
+        };
+        let conversions = srgb_conversions(&step, Some(&p3)).unwrap();
+        let mut converted: Vec<&str> = conversions.keys().map(String::as_str).collect();
+        converted.sort();
+        assert_eq!(converted, ["avif", "stripped"]);
+        assert!(
+            conversions["avif"].contains("primariesin=smpte432"),
+            "{conversions:?}"
+        );
+        assert!(srgb_conversions(&step, None).unwrap().is_empty());
     }
 }
