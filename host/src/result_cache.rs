@@ -260,6 +260,8 @@ impl ResultCache {
         Some(entry)
     }
 
+    /// Whether every object the entry names is a job output (an entry read back from Redis is
+    /// not trusted to name anything else) and still exists.
     async fn objects_exist(&self, entry: &Entry) -> bool {
         for output in entry
             .outputs
@@ -269,7 +271,8 @@ impl ResultCache {
             let keys = std::iter::once(output.key.as_str())
                 .chain(output.objects.iter().map(|o| o.key.as_str()));
             for key in keys {
-                let Some(key) = ObjectKey::parse(key) else {
+                let Some(key) = ObjectKey::parse(key).filter(|k| k.as_str().starts_with("jobs/"))
+                else {
                     return false;
                 };
                 if self.storage.size(&key).await.is_err() {
