@@ -454,31 +454,15 @@ mod tests {
                 duration_s: None,
             }],
             graph: vec![],
-            outputs: vec![model::Output {
-                name: "o".into(),
+            outputs: vec![model::Output::encoded(
+                "o",
                 kind,
-                streams: vec![model::OutputStream {
-                    source: model::Pad::Stream(model::StreamRef {
-                        input: 0,
-                        stream: 0,
-                    }),
-                    codec: model::Codec::Encode(model::Encoder {
-                        codec: codec.into(),
-                        bit_rate: None,
-                        sample_rate: None,
-                        channels: None,
-                        sample_format: None,
-                        pixel_format: None,
-                        frame_rate: None,
-                        options: vec![],
-                    }),
-                    metadata: vec![],
-                }],
-                metadata: vec![],
-                muxer_options: vec![],
-                duration_s: None,
-                optional: false,
-            }],
+                model::Pad::Stream(model::StreamRef {
+                    input: 0,
+                    stream: 0,
+                }),
+                codec,
+            )],
         };
         crate::plan::validate::validate_steps(vec![step], &media, &std::collections::HashSet::new())
             .expect("a valid step")
@@ -523,30 +507,16 @@ mod tests {
                 .collect(),
             graph: vec![],
             outputs: (0..inputs.len())
-                .map(|i| model::Output {
-                    name: format!("o{i}"),
-                    kind: model::OutputKind::Still(image(model::ImageFormat::Png, None)),
-                    streams: vec![model::OutputStream {
-                        source: model::Pad::Stream(model::StreamRef {
+                .map(|i| {
+                    model::Output::encoded(
+                        &format!("o{i}"),
+                        model::OutputKind::Still(image(model::ImageFormat::Png, None)),
+                        model::Pad::Stream(model::StreamRef {
                             input: i as u32,
                             stream: 0,
                         }),
-                        codec: model::Codec::Encode(model::Encoder {
-                            codec: "png".into(),
-                            bit_rate: None,
-                            sample_rate: None,
-                            channels: None,
-                            sample_format: None,
-                            pixel_format: None,
-                            frame_rate: None,
-                            options: vec![],
-                        }),
-                        metadata: vec![],
-                    }],
-                    metadata: vec![],
-                    muxer_options: vec![],
-                    duration_s: None,
-                    optional: false,
+                        "png",
+                    )
                 })
                 .collect(),
         };

@@ -132,6 +132,36 @@ pub enum OutputKind {
     HlsRendition(HlsRenditionSpec),
 }
 
+#[cfg(test)]
+impl Output {
+    /// A test's output: one stream from `source` encoded with `codec` and no options, required,
+    /// with no duration bound.
+    pub fn encoded(name: &str, kind: OutputKind, source: Pad, codec: &str) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            streams: vec![OutputStream {
+                source,
+                codec: Codec::Encode(Encoder {
+                    codec: codec.into(),
+                    bit_rate: None,
+                    sample_rate: None,
+                    channels: None,
+                    sample_format: None,
+                    pixel_format: None,
+                    frame_rate: None,
+                    options: vec![],
+                }),
+                metadata: vec![],
+            }],
+            metadata: vec![],
+            muxer_options: vec![],
+            duration_s: None,
+            optional: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Output {
     /// The output's role ("main", "poster", "720p", ...): a plain name, never a path.

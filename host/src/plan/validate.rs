@@ -1182,26 +1182,13 @@ mod tests {
             }],
             graph,
             outputs: vec![model::Output {
-                name: "o".into(),
-                kind: model::OutputKind::File("wav".into()),
-                streams: vec![model::OutputStream {
-                    source,
-                    codec: model::Codec::Encode(model::Encoder {
-                        codec: "pcm_s16le".into(),
-                        bit_rate: None,
-                        sample_rate: None,
-                        channels: None,
-                        sample_format: None,
-                        pixel_format: None,
-                        frame_rate: None,
-                        options: vec![],
-                    }),
-                    metadata: vec![],
-                }],
-                metadata: vec![],
-                muxer_options: vec![],
                 duration_s,
-                optional: false,
+                ..model::Output::encoded(
+                    "o",
+                    model::OutputKind::File("wav".into()),
+                    source,
+                    "pcm_s16le",
+                )
             }],
         }
     }

@@ -1310,32 +1310,12 @@ mod image_output_tests {
     }
 
     fn still(name: &str, source: model::Pad) -> model::Output {
-        model::Output {
-            name: name.into(),
-            kind: model::OutputKind::Still(model::ImageSpec {
-                format: model::ImageFormat::Jpeg,
-                quality: None,
-                metadata: model::ImageMetadata::Keep,
-            }),
-            streams: vec![model::OutputStream {
-                source,
-                codec: model::Codec::Encode(model::Encoder {
-                    codec: "mjpeg".into(),
-                    bit_rate: None,
-                    sample_rate: None,
-                    channels: None,
-                    sample_format: None,
-                    pixel_format: None,
-                    frame_rate: None,
-                    options: vec![],
-                }),
-                metadata: vec![],
-            }],
-            metadata: vec![],
-            muxer_options: vec![],
-            duration_s: None,
-            optional: false,
-        }
+        let image = model::ImageSpec {
+            format: model::ImageFormat::Jpeg,
+            quality: None,
+            metadata: model::ImageMetadata::Keep,
+        };
+        model::Output::encoded(name, model::OutputKind::Still(image), source, "mjpeg")
     }
 
     /// Orientation is reset only for the picture that went through a turn: a branch of the same
