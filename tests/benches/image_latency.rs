@@ -332,18 +332,6 @@ async fn dry_run_argv(client: &Client, body: &Value) -> Option<Vec<String>> {
     )
 }
 
-/// A command line as printed: the long lists of allowed demuxers and decoders elided.
-fn shown(argv: &[String]) -> String {
-    let mut line = String::from("ffmpeg");
-    let mut elide = false;
-    for a in argv {
-        line.push(' ');
-        line.push_str(if elide { "..." } else { a });
-        elide = a == "-format_whitelist" || a == "-codec_whitelist";
-    }
-    line
-}
-
 // ---------------------------------------------------------------------------------------------
 // Bare ffmpeg
 // ---------------------------------------------------------------------------------------------
@@ -456,7 +444,7 @@ impl BareDesign {
             status.success(),
             "{} failed ({status}):\n{}\n{}",
             self.label,
-            shown(&self.argv),
+            media::shown_ffmpeg(&self.argv),
             process::log_tail(&log, 30)
         );
         for (name, codec, width) in &self.outputs {
@@ -579,7 +567,10 @@ async fn main() {
         "params": {"width": THUMBNAIL_WIDTH, "format": "jpeg"}});
 
     if let Some(argv) = dry_run_argv(&client, &variants).await {
-        println!("image-variants' command (dry run): {}", shown(&argv));
+        println!(
+            "image-variants' command (dry run): {}",
+            media::shown_ffmpeg(&argv)
+        );
     }
     let mut hosts = vec![
         HostDesign::cold(
@@ -596,7 +587,7 @@ async fn main() {
     ];
     let mut bares = [BareDesign::variants(&photo), BareDesign::thumbnail(&clip)];
     for bare in &bares {
-        println!("bare ffmpeg: {}", shown(&bare.argv));
+        println!("bare ffmpeg: {}", media::shown_ffmpeg(&bare.argv));
     }
 
     // Untimed: the first plan with each preset, the inputs into the page cache.

@@ -790,18 +790,6 @@ async fn poster_job(client: &Client, body: &Value, still: &str) -> (f64, f64, Va
 
 // ---------------------------------------------------------------------------------------------
 
-/// A command line as printed: the long lists of allowed demuxers and decoders elided.
-fn shown(argv: &[String]) -> String {
-    let mut line = String::from("ffmpeg");
-    let mut elide = false;
-    for a in argv {
-        line.push(' ');
-        line.push_str(if elide { "..." } else { a });
-        elide = a == "-format_whitelist" || a == "-codec_whitelist";
-    }
-    line
-}
-
 /// CPU seconds all processes of the machine have used since boot (`/proc/stat`: every state
 /// but idle and iowait), to tell how much of a run's time other work took.
 fn machine_busy_s() -> f64 {
@@ -887,11 +875,11 @@ async fn main() {
             preset.outputs.iter().map(|o| preset.alone(o)).collect();
         let hand_written = preset.hand_written(&rungs, &audio);
         println!("\n{} ({}):", source.label, preset.report["rungs"]);
-        println!("  one decode:    {}", shown(&preset.argv));
+        println!("  one decode:    {}", media::shown_ffmpeg(&preset.argv));
         for argv in &per_rendition {
-            println!("  per rendition: {}", shown(argv));
+            println!("  per rendition: {}", media::shown_ffmpeg(argv));
         }
-        println!("  hand-written:  {}", shown(&hand_written));
+        println!("  hand-written:  {}", media::shown_ffmpeg(&hand_written));
         ladders.push(Ladder {
             audio: audio.iter().map(|o| o.name.clone()).collect(),
             designs: vec![

@@ -107,6 +107,19 @@ pub fn ffmpeg() -> Command {
     command
 }
 
+/// An ffmpeg argv (without the program) as a printable command line, the long lists of allowed
+/// demuxers and decoders elided.
+pub fn shown_ffmpeg(argv: &[String]) -> String {
+    let mut line = String::from("ffmpeg");
+    let mut elide = false;
+    for a in argv {
+        line.push(' ');
+        line.push_str(if elide { "..." } else { a });
+        elide = a == "-format_whitelist" || a == "-codec_whitelist";
+    }
+    line
+}
+
 /// A 440 Hz mono sine of `seconds`, as a small input for jobs whose content does not matter.
 pub fn sine(dest: &Path, seconds: f64) -> PathBuf {
     run(

@@ -94,53 +94,43 @@ impl S3Storage {
         Ok(req.uri().to_owned())
     }
 
-    pub async fn size(&self, key: &ObjectKey) -> Result<u64, StorageError> {
-        match self
-            .client
+    /// The object's HEAD, or `NotFound`.
+    async fn head(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, StorageError> {
+        self.client
             .head_object()
             .bucket(&self.bucket)
             .key(key.as_str())
             .send()
             .await
-        {
-            Ok(head) => Ok(head.content_length().unwrap_or(0).max(0) as u64),
-            Err(e) => {
+            .map_err(|e| {
                 if e.as_service_error().is_some_and(|s| s.is_not_found()) {
-                    Err(StorageError::NotFound(key.to_string()))
+                    StorageError::NotFound(key.to_string())
                 } else {
-                    Err(failed("HEAD", key, e))
+                    failed("HEAD", key, e)
                 }
-            }
-        }
+            })
+    }
+
+    pub async fn size(&self, key: &ObjectKey) -> Result<u64, StorageError> {
+        let head = self.head(key).await?;
+        Ok(head.content_length().unwrap_or(0).max(0) as u64)
     }
 
     /// The object's ETag and size; S3 keeps no SHA-256 of a whole object a client PUT with a
     /// presigned URL, so the hash is the downloader's to compute.
     pub async fn fingerprint(&self, key: &ObjectKey) -> Result<Fingerprint, StorageError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-        {
-            Ok(head) => Ok(Fingerprint {
-                version: format!(
-                    "{}-{}",
-                    head.e_tag().unwrap_or_default().trim_matches('"'),
-                    head.content_length().unwrap_or(0)
-                ),
-                sha256: None,
-            }),
-            Err(e) => {
-                if e.as_service_error().is_some_and(|s| s.is_not_found()) {
-                    Err(StorageError::NotFound(key.to_string()))
-                } else {
-                    Err(failed("HEAD", key, e))
-                }
-            }
-        }
+        let head = self.head(key).await?;
+        Ok(Fingerprint {
+            version: format!(
+                "{}-{}",
+                head.e_tag().unwrap_or_default().trim_matches('"'),
+                head.content_length().unwrap_or(0)
+            ),
+            sha256: None,
+        })
     }
 
     pub async fn download(&self, key: &ObjectKey, dest: &Path) -> Result<u64, StorageError> {
