@@ -15,6 +15,7 @@
 //! - [`media`]: test media made with ffmpeg and espeak-ng, and measurements of the results;
 //! - [`video`]: video test media (480p to 2160p, interlaced, rotated, black lead-in) and what a
 //!   player checks of HLS ladders, stills and files.
+//! - [`image`]: still images with EXIF, XMP and ICC profiles put in and read back.
 //!
 //! It is not for unit-testing the host's internals: everything here goes through the binary's
 //! public surface, the way a user or an operator would.
@@ -24,6 +25,7 @@ pub mod deployment;
 pub mod fixture_workspace;
 pub mod host;
 pub mod hostile;
+pub mod image;
 pub mod interface_fixtures;
 pub mod media;
 pub mod process;

@@ -621,8 +621,11 @@ const KNOWN: [(&str, [[f64; 3]; 3]); 2] = [
 /// The filter chain that brings pixels described by `icc` to sRGB before its metadata is
 /// stripped: None when they already are sRGB; an error for a profile ffmpeg 5.1 cannot convert
 /// (it cannot apply an ICC profile, only convert between standard primaries, here with the sRGB
-/// transfer curve Display P3 and sRGB share).
-pub fn srgb_filter(icc: &[u8]) -> Result<Option<String>, MetaError> {
+/// transfer curve Display P3 and sRGB share). The chain ends in planar RGB (with an alpha plane
+/// when `alpha`): zscale keeps YUV input in YUV, and a JPEG's full-range yuvj420p retagged that
+/// way reaches an encoder taking limited-range yuv420p (libwebp) with its range and matrix
+/// misread, oversaturated; from RGB, each encoder's own conversion is the usual one.
+pub fn srgb_filter(icc: &[u8], alpha: bool) -> Result<Option<String>, MetaError> {
     let found = colorants(icc).ok_or_else(|| {
         MetaError::Unsupported(
             "the ICC profile has no RGB colorants; ffmpeg 5.1 cannot convert it to sRGB, so \
@@ -640,7 +643,8 @@ pub fn srgb_filter(icc: &[u8]) -> Result<Option<String>, MetaError> {
         Some(("709", _)) => Ok(None),
         Some((primaries, _)) => Ok(Some(format!(
             "zscale=primariesin={primaries}:transferin=iec61966-2-1:primaries=709:\
-             transfer=iec61966-2-1"
+             transfer=iec61966-2-1,format={}",
+            if alpha { "gbrap" } else { "gbrp" }
         ))),
         None => Err(MetaError::Unsupported(
             "the ICC profile is neither sRGB nor Display P3; ffmpeg 5.1 cannot convert by an \
@@ -890,17 +894,20 @@ pub(crate) mod tests {
 
     #[test]
     fn strip_mode_converts_display_p3_and_refuses_what_ffmpeg_cannot() {
-        assert_eq!(srgb_filter(&profile(KNOWN[0].1)).unwrap(), None);
-        let p3 = srgb_filter(&profile(KNOWN[1].1)).unwrap().unwrap();
+        assert_eq!(srgb_filter(&profile(KNOWN[0].1), false).unwrap(), None);
+        let p3 = srgb_filter(&profile(KNOWN[1].1), false).unwrap().unwrap();
         assert!(p3.starts_with("zscale=primariesin=smpte432:"), "{p3}");
+        assert!(p3.ends_with(",format=gbrp"), "{p3}");
+        let with_alpha = srgb_filter(&profile(KNOWN[1].1), true).unwrap().unwrap();
+        assert!(with_alpha.ends_with(",format=gbrap"), "{with_alpha}");
         // Adobe RGB (1998)'s colorants: ffmpeg 5.1 has no such primaries.
         let adobe = [
             [0.6097, 0.3111, 0.0195],
             [0.2053, 0.6257, 0.0609],
             [0.1492, 0.0632, 0.7446],
         ];
-        assert!(srgb_filter(&profile(adobe)).is_err());
-        assert!(srgb_filter(b"garbage").is_err());
+        assert!(srgb_filter(&profile(adobe), false).is_err());
+        assert!(srgb_filter(b"garbage", false).is_err());
 
         // On Debian's ffmpeg 5.1 the chain maps P3 (128, 128, 64) to sRGB (128, 128, 53), as
         // the P3-to-sRGB matrix over the shared transfer curve computes it.
@@ -928,6 +935,61 @@ pub(crate) mod tests {
         assert!(
             pixel[..2] == [128, 128] && pixel[2].abs_diff(53) <= 1,
             "{pixel:?}"
+        );
+    }
+
+    /// A JPEG's pixels (full-range yuvj420p) converted and encoded as WebP (limited-range
+    /// yuv420p) come out as the matrix says, not oversaturated: P3 (220, 60, 40) is sRGB
+    /// (239, 35, 17), within what lossy 4:2:0 coding moves (measured: (236, 34, 23); misread,
+    /// it was (255, 20, 9)).
+    #[test]
+    fn a_converted_jpeg_keeps_its_colours_in_webp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p3 = srgb_filter(&profile(KNOWN[1].1), false).unwrap().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("ffmpeg")
+                .current_dir(dir.path())
+                .args(["-v", "error", "-y"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        let color = "color=c=0xDC3C28:s=64x64";
+        run(&[
+            "-f",
+            "lavfi",
+            "-i",
+            color,
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "yuvj420p",
+            "p3.jpg",
+        ]);
+        run(&["-i", "p3.jpg", "-vf", &p3, "-frames:v", "1", "out.webp"]);
+        let pixel = run(&[
+            "-i",
+            "out.webp",
+            "-vf",
+            "format=rgb24",
+            "-f",
+            "rawvideo",
+            "-",
+        ]);
+        let want = [239u8, 35, 17];
+        assert!(
+            pixel[..3]
+                .iter()
+                .zip(want)
+                .all(|(got, want)| got.abs_diff(want) <= 7),
+            "{:?}",
+            &pixel[..3]
         );
     }
 }

@@ -758,7 +758,19 @@ impl Run<'_> {
         } else {
             None
         };
-        let to_srgb = srgb_conversions(step.step(), source.as_ref())?;
+        let source_alpha = step
+            .step()
+            .inputs
+            .first()
+            .and_then(|i| self.media.get(&i.source))
+            .and_then(|m| {
+                m.info.streams.iter().find_map(|s| match &s.detail {
+                    model::StreamDetail::Video(v) => v.pixel_format.clone(),
+                    _ => None,
+                })
+            })
+            .is_some_and(|f| has_alpha(&f));
+        let to_srgb = srgb_conversions(step.step(), source.as_ref(), source_alpha)?;
         let results: Vec<(render::RenderedOutput, Option<JobError>)> =
             match self.execute(step, true, &to_srgb).await {
                 Ok(written) => written.into_iter().map(|r| (r, None)).collect(),
@@ -1122,13 +1134,33 @@ fn metadata_image(output: &model::Output) -> Option<&model::ImageSpec> {
     image_spec(output).filter(|image| image.format != model::ImageFormat::Avif)
 }
 
+/// Whether an ffmpeg pixel format carries transparency (a palette may).
+fn has_alpha(pixel_format: &str) -> bool {
+    ["yuva", "gbrap", "ya"]
+        .iter()
+        .any(|p| pixel_format.starts_with(p))
+        || ["rgba", "bgra", "argb", "abgr"]
+            .iter()
+            .any(|p| pixel_format.contains(p))
+        || pixel_format == "pal8"
+}
+
 /// The sRGB conversion of each image output that leaves its source's ICC profile behind (it
 /// strips the metadata, or it is AVIF, which carries none here) when that profile is not sRGB,
-/// by output name. A profile ffmpeg 5.1 cannot convert is refused.
+/// by output name. A profile ffmpeg 5.1 cannot convert is refused. The conversion keeps an
+/// alpha plane for a PNG or WebP output of a transparent source, or of a graph that makes
+/// transparency (a `format` with alpha, for transparent padding).
 fn srgb_conversions(
     step: &model::Step,
     source: Option<&image_meta::Metadata>,
+    source_alpha: bool,
 ) -> Result<HashMap<String, String>, JobError> {
+    let graph_alpha = step.graph.iter().any(|n| {
+        n.filter == "format"
+            && n.args
+                .iter()
+                .any(|a| matches!(&a.value, model::Value::Text(t) if t.split('|').any(has_alpha)))
+    });
     let stripping: Vec<&model::Output> = step
         .outputs
         .iter()
@@ -1147,7 +1179,14 @@ fn srgb_conversions(
         return Ok(conversions);
     };
     for output in stripping {
-        let filter = image_meta::srgb_filter(profile).map_err(|e| {
+        let alpha = (source_alpha || graph_alpha)
+            && image_spec(output).is_some_and(|image| {
+                matches!(
+                    image.format,
+                    model::ImageFormat::Png | model::ImageFormat::Webp
+                )
+            });
+        let filter = image_meta::srgb_filter(profile, alpha).map_err(|e| {
             let e = JobError::from(e);
             JobError::new(
                 e.code,
@@ -1384,7 +1423,7 @@ mod image_output_tests {
             icc: Some(image_meta::tests::display_p3_profile()),
             ..Default::default()
         };
-        let conversions = srgb_conversions(&step, Some(&p3)).unwrap();
+        let conversions = srgb_conversions(&step, Some(&p3), false).unwrap();
         let mut converted: Vec<&str> = conversions.keys().map(String::as_str).collect();
         converted.sort();
         assert_eq!(converted, ["avif", "stripped"]);
@@ -1392,6 +1431,6 @@ mod image_output_tests {
             conversions["avif"].contains("primariesin=smpte432"),
             "{conversions:?}"
         );
-        assert!(srgb_conversions(&step, None).unwrap().is_empty());
+        assert!(srgb_conversions(&step, None, false).unwrap().is_empty());
     }
 }

@@ -169,8 +169,11 @@ fn variant_nodes(
         }
         for (format, mut pad) in formats.iter().zip(graph.fork(pad, formats.len())) {
             // libaom would take RGB as 4:4:4 or GBR; web AVIF is 4:2:0. JPEG's yuvj420p is
-            // the host's own `-pix_fmt`, and PNG and WebP take what the picture has.
+            // the host's own `-pix_fmt`, and PNG and WebP take what the picture has. The
+            // `scale` before the `format` converts on this branch alone: a `format` right after
+            // the split would settle every branch on yuv420p, PNG's included.
             if *format == Format::Avif {
+                pad = graph.then(pad, FilterNode::new("scale"));
                 pad = graph.then(pad, FilterNode::new("format").arg("pix_fmts", "yuv420p"));
             }
             finals.push((*format, pad));

@@ -726,3 +726,24 @@ fn describe_names_the_crate() {
     );
     assert!(d.params.iter().all(|p| !p.description.is_empty()));
 }
+
+/// AVIF's 4:2:0 is made on its own branch, behind a `scale` that converts there alone: a
+/// `format` straight after the split would settle every branch on yuv420p, and PNG would lose
+/// its lossless picture.
+#[test]
+fn avif_converts_to_yuv420p_on_its_own_branch() {
+    let request = request(jpeg(4000, 3000))
+        .with_param("widths", "640")
+        .with_param("formats", "png,avif");
+    let finish = finish(&request);
+    let step = &finish.steps[0];
+    assert_valid(step);
+    let avif = path_to(step, "w640-avif");
+    assert_eq!(
+        filters(&avif),
+        ["scale", "setsar", "split", "scale", "format"]
+    );
+    assert_eq!(text(avif[4], "pix_fmts"), "yuv420p");
+    let png = path_to(step, "w640-png");
+    assert_eq!(filters(&png), ["scale", "setsar", "split"]);
+}
