@@ -603,4 +603,4 @@ impl Lifecycle {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,9 +10,9 @@ use super::*;
 use crate::job::{JobStore, LogEntry, PresetPin};
 use crate::queue::{Delivery, Queue};
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -23,7 +23,8 @@ impl Drop for Server {
     }
 }
 
-async fn redis_server() -> Server {
+/// A private `redis-server` on a free port, stopped when dropped.
+pub(crate) async fn redis_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -42,15 +42,30 @@ pub struct Catalog {
     prefix: String,
     /// One reconcile at a time: the timer, notifications and on-demand lookups share it.
     reconciling: tokio::sync::Mutex<()>,
-    /// Index entries this process could not load, with the reason last logged.
-    failing: Mutex<HashMap<String, String>>,
+    /// Index entries this process could not load, with why (see [`Failure`]).
+    failing: Mutex<HashMap<String, Failure>>,
+}
+
+/// Why an index entry did not load here. Bytes that were refused (they do not compile, link or
+/// describe themselves, or are not what the entry says) are refused again until the entry names
+/// other bytes: compiling them on every reconcile and every lookup that misses would cost
+/// seconds and hundreds of MiB each time. Anything else (the component could not be fetched)
+/// is tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    why: String,
+    /// The SHA-256 of the bytes that were refused.
+    refused: Option<String>,
 }
 
 /// What a process did when it caught up with the index.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
     pub loaded: usize,
+    /// Entries that did not load, `remembered` included.
     pub failed: usize,
+    /// Entries whose bytes were refused before and were not tried again.
+    pub remembered: usize,
 }
 
 fn field(name: &str, version: &Version) -> String {
@@ -352,11 +367,22 @@ impl Catalog {
             let record = match parse_record(&json) {
                 Ok(r) => r,
                 Err(why) => {
-                    self.note_failure(&key, why);
+                    self.note_failure(&key, Failure { why, refused: None });
                     done.failed += 1;
                     continue;
                 }
             };
+            let refused_before = self
+                .failing
+                .lock()
+                .expect("failing lock")
+                .get(&key)
+                .is_some_and(|f| f.refused.as_deref() == Some(record.sha256.as_str()));
+            if refused_before {
+                done.failed += 1;
+                done.remembered += 1;
+                continue;
+            }
             if !self
                 .registry
                 .has(&record.name, &record.version, &record.sha256)
@@ -377,8 +403,8 @@ impl Catalog {
                         });
                         done.loaded += 1;
                     }
-                    Err(why) => {
-                        self.note_failure(&key, why);
+                    Err(failure) => {
+                        self.note_failure(&key, failure);
                         done.failed += 1;
                         continue;
                     }
@@ -390,11 +416,16 @@ impl Catalog {
         done
     }
 
-    fn note_failure(&self, key: &str, why: String) {
+    fn note_failure(&self, key: &str, failure: Failure) {
         let mut failing = self.failing.lock().expect("failing lock");
-        if failing.get(key) != Some(&why) {
-            tracing::warn!(preset = %key, reason = %why, "cannot load a published preset; retrying at the next reconcile");
-            failing.insert(key.to_owned(), why);
+        if failing.get(key) != Some(&failure) {
+            let reason = &failure.why;
+            if failure.refused.is_some() {
+                tracing::warn!(preset = %key, %reason, "a published preset's component is refused; it is not tried again until its index entry changes");
+            } else {
+                tracing::warn!(preset = %key, %reason, "cannot load a published preset; retrying at the next reconcile");
+            }
+            failing.insert(key.to_owned(), failure);
         }
     }
 
@@ -402,21 +433,38 @@ impl Catalog {
     async fn load_published(
         &self,
         record: &PresetRecord,
-    ) -> Result<(Arc<Preset>, CompiledFrom), String> {
+    ) -> Result<(Arc<Preset>, CompiledFrom), Failure> {
         let bytes = self
             .storage
             .get_bytes(&blob_key(&record.sha256), MAX_COMPONENT_BYTES as u64)
             .await
-            .map_err(|e| format!("cannot fetch the component: {e}"))?;
-        let (preset, from) = self.load(Bytes::from(bytes)).await.map_err(|e| e.detail)?;
+            .map_err(|e| Failure {
+                why: format!("cannot fetch the component: {e}"),
+                refused: None,
+            })?;
+        let refused = |why: String| Failure {
+            why,
+            refused: Some(record.sha256.clone()),
+        };
+        let (preset, from) = self.load(Bytes::from(bytes)).await.map_err(|e| {
+            // No instance free, or the host's own trouble: the bytes are not to blame.
+            if matches!(e.code, ErrorCode::HostOverloaded | ErrorCode::Internal) {
+                Failure {
+                    why: e.detail,
+                    refused: None,
+                }
+            } else {
+                refused(e.detail)
+            }
+        })?;
         if preset.sha256 != record.sha256
             || preset.name != record.name
             || preset.version != record.version
         {
-            return Err(format!(
+            return Err(refused(format!(
                 "the stored component is {}@{} with sha256 {}, not what the index says",
                 preset.name, preset.version, preset.sha256
-            ));
+            )));
         }
         Ok((preset, from))
     }
@@ -585,6 +633,81 @@ mod tests {
     fn a_well_formed_entry_is_read() {
         let record = parse_record(&entry("1.2.3")).expect("a good entry");
         assert_eq!(record.version, Version::new(1, 2, 3));
+    }
+
+    /// A component that does not load is compiled once, not at every reconcile: refused again
+    /// without compiling while its index entry names the same bytes, tried again when the entry
+    /// names other bytes; a component that could not be fetched is tried every time.
+    #[tokio::test]
+    async fn refused_bytes_are_remembered_until_the_entry_changes() {
+        let server = crate::lifecycle::tests::redis_server().await;
+        let client = redis::Client::open(server.url.as_str()).unwrap();
+        let manager = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::Local(
+            crate::storage::local::LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap(),
+        ));
+        let runtime =
+            Arc::new(Runtime::new(crate::preset::runtime::SandboxLimits::default(), None).unwrap());
+        let catalog = Catalog::new(manager.clone(), client, storage.clone(), runtime, "t");
+        let publish = async |bytes: &'static [u8]| {
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+            storage
+                .put_bytes(
+                    &blob_key(&sha),
+                    Bytes::from_static(bytes),
+                    &ObjectMeta::new("application/wasm", CachePolicy::Immutable),
+                )
+                .await
+                .unwrap();
+            let entry =
+                entry("1.0.0").replace("\"sha256\":\"00\"", &format!("\"sha256\":\"{sha}\""));
+            let _: () = manager
+                .clone()
+                .hset("t:presets", "audio-convert@1.0.0", entry)
+                .await
+                .unwrap();
+        };
+        publish(b"\0asm not really a component").await;
+        let first = catalog.reconcile().await;
+        assert_eq!(
+            (first.failed, first.remembered),
+            (1, 0),
+            "compiled and refused"
+        );
+        let again = catalog.reconcile().await;
+        assert_eq!(
+            (again.failed, again.remembered),
+            (1, 1),
+            "not compiled again"
+        );
+        assert!(
+            catalog
+                .get("audio-convert", &Version::new(1, 0, 0))
+                .await
+                .is_none()
+        );
+
+        publish(b"\0asm other bytes, no better").await;
+        let changed = catalog.reconcile().await;
+        assert_eq!(
+            (changed.failed, changed.remembered),
+            (1, 0),
+            "new bytes are tried"
+        );
+
+        // An entry whose component is not there (yet): tried at every reconcile.
+        let _: () = manager
+            .clone()
+            .hset("t:presets", "audio-convert@1.0.0", entry("1.0.0"))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let missing = catalog.reconcile().await;
+            assert_eq!((missing.failed, missing.remembered), (1, 0));
+        }
     }
 
     #[test]
