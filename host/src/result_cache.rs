@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::job::{Job, OutputRecord, OutputState, unix_ms};
 use crate::lifecycle::Keys;
 use crate::metrics::Metrics;
-use crate::storage::{ObjectKey, Storage, StorageError};
+use crate::storage::{Fingerprint, ObjectKey, Storage, StorageError};
 
 /// How long a remembered input hash is kept.
 const INPUT_HASH_TTL_S: u64 = 30 * 24 * 3600;
@@ -172,26 +172,35 @@ impl ResultCache {
         }
     }
 
-    /// The SHA-256 of each input whose bytes are known without reading them: hashed by the
-    /// store as they were written, or remembered from a download of the same version.
-    pub async fn known_inputs(
+    /// Adds to `known` the SHA-256 of each input it lacks whose bytes are known without
+    /// reading them (see [`ResultCache::known_sha256`]).
+    pub async fn fill_known(
         &self,
         inputs: &BTreeMap<String, String>,
-    ) -> BTreeMap<String, String> {
-        let mut known = BTreeMap::new();
+        known: &mut BTreeMap<String, String>,
+    ) {
         for (name, uri) in inputs {
-            if let Some(sha) = self.known_sha256(uri).await {
+            if known.contains_key(name) {
+                continue;
+            }
+            let Ok(key) = self.storage.parse_uri(uri) else {
+                continue;
+            };
+            let Ok(print) = self.storage.fingerprint(&key).await else {
+                continue;
+            };
+            if let Some(sha) = self.known_sha256(uri, &print).await {
                 known.insert(name.clone(), sha);
             }
         }
-        known
     }
 
-    async fn known_sha256(&self, uri: &str) -> Option<String> {
-        let key = self.storage.parse_uri(uri).ok()?;
-        let print = self.storage.fingerprint(&key).await.ok()?;
+    /// The SHA-256 of the bytes of the object `uri` names, at its current `print`, when known
+    /// without reading them: hashed by the store as they were written, or remembered from a
+    /// download of the same version.
+    pub async fn known_sha256(&self, uri: &str, print: &Fingerprint) -> Option<String> {
         if print.sha256.is_some() {
-            return print.sha256;
+            return print.sha256.clone();
         }
         let remembered: Option<String> = redis::cmd("GET")
             .arg(self.keys.input_sha256(uri))

@@ -502,14 +502,7 @@ fn today() -> String {
 }
 
 fn runs() -> usize {
-    match std::env::var("IMAGE_LATENCY_RUNS") {
-        Ok(n) => {
-            n.parse().ok().filter(|n| *n > 0).unwrap_or_else(|| {
-                panic!("IMAGE_LATENCY_RUNS must be a positive integer, not {n:?}")
-            })
-        }
-        Err(_) => DEFAULT_RUNS,
-    }
+    process::count_from_env("IMAGE_LATENCY_RUNS", DEFAULT_RUNS)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -823,14 +823,7 @@ fn stats(v: &mut [f64]) -> (f64, f64, f64) {
 }
 
 fn rounds() -> usize {
-    match std::env::var("VIDEO_LADDER_ROUNDS") {
-        Ok(n) => {
-            n.parse().ok().filter(|n| *n > 0).unwrap_or_else(|| {
-                panic!("VIDEO_LADDER_ROUNDS must be a positive integer, not {n:?}")
-            })
-        }
-        Err(_) => DEFAULT_ROUNDS,
-    }
+    process::count_from_env("VIDEO_LADDER_ROUNDS", DEFAULT_ROUNDS)
 }
 
 #[tokio::main]

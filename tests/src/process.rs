@@ -248,3 +248,16 @@ pub fn poll<T>(
         thread::sleep(every);
     }
 }
+
+/// A positive count from the environment variable `var` (a bench's runs), else `default`; any
+/// other value stops the run with a message naming the variable.
+pub fn count_from_env(var: &str, default: usize) -> usize {
+    match std::env::var(var) {
+        Ok(n) => n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{var} must be a positive integer, not {n:?}")),
+        Err(_) => default,
+    }
+}

@@ -31,7 +31,7 @@ use crate::lifecycle::{Accepted, Cancel};
 use crate::preset::params;
 use crate::preset::registry::Preset;
 use crate::result_cache::{CacheKey, Entry};
-use crate::storage::{ObjectKey, StorageError};
+use crate::storage::{Fingerprint, ObjectKey, StorageError};
 
 /// How long a download URL in a job view stays valid.
 const DOWNLOAD_TTL: Duration = Duration::from_secs(3600);
@@ -84,8 +84,10 @@ pub async fn submit(
         .await?;
     let resolved = params::resolve(&preset.descriptor.params, &req.params)?;
     check_input_names(&preset, req.inputs.keys())?;
+    let mut found = BTreeMap::new();
     for (name, uri) in &req.inputs {
-        check_input_exists(&state, name, uri).await?;
+        let (_, print) = check_input_exists(&state, name, uri).await?;
+        found.insert(name.clone(), (uri.clone(), print));
     }
 
     let mut job = Job::new(
@@ -108,7 +110,11 @@ pub async fn submit(
     if job.cache
         && let Some(cache) = &state.result_cache
     {
-        job.input_sha256 = cache.known_inputs(&job.inputs).await;
+        for (name, (uri, print)) in &found {
+            if let Some(sha) = cache.known_sha256(uri, print).await {
+                job.input_sha256.insert(name.clone(), sha);
+            }
+        }
         if let Some(key) = CacheKey::of(&job, &job.input_sha256, &preset.interface)
             && let Some(entry) = cache.lookup(&key).await
         {
@@ -368,20 +374,21 @@ pub(super) fn check_input_names<'a>(
         .map_err(|m| ApiError::new(ErrorCode::InputsInvalid, m.message).with("input", m.input))
 }
 
-/// The input URI names an object of this host's storage that exists; returns its key.
+/// The input URI names an object of this host's storage that exists; returns its key and its
+/// fingerprint (which the result cache reads the input's hash by).
 pub(super) async fn check_input_exists(
     state: &SharedState,
     name: &str,
     uri: &str,
-) -> Result<ObjectKey, ApiError> {
+) -> Result<(ObjectKey, Fingerprint), ApiError> {
     let key = state
         .storage
         .parse_uri(uri)
         .map_err(|e| e.with("input", name))?;
     crate::recheck::input_key(&key)
         .map_err(|why| ApiError::new(ErrorCode::InputUriInvalid, why).with("input", name))?;
-    match state.storage.size(&key).await {
-        Ok(_) => Ok(key),
+    match state.storage.fingerprint(&key).await {
+        Ok(print) => Ok((key, print)),
         Err(StorageError::NotFound(_)) => Err(ApiError::new(
             ErrorCode::InputNotFound,
             format!(

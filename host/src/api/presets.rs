@@ -318,7 +318,7 @@ async fn probe_uri(
     name: &str,
     uri: &str,
 ) -> Result<model::MediaInfo, ApiError> {
-    let key = check_input_exists(state, name, uri).await?;
+    let (key, _) = check_input_exists(state, name, uri).await?;
     let dir = tempfile::Builder::new()
         .prefix("dry-run-")
         .tempdir_in(&state.scratch_root)

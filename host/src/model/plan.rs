@@ -133,6 +133,23 @@ pub enum OutputKind {
 }
 
 #[cfg(test)]
+impl Codec {
+    /// A test's encoder: `codec` with every setting left to ffmpeg.
+    pub fn encode(codec: &str) -> Self {
+        Self::Encode(Encoder {
+            codec: codec.into(),
+            bit_rate: None,
+            sample_rate: None,
+            channels: None,
+            sample_format: None,
+            pixel_format: None,
+            frame_rate: None,
+            options: vec![],
+        })
+    }
+}
+
+#[cfg(test)]
 impl Output {
     /// A test's output: one stream from `source` encoded with `codec` and no options, required,
     /// with no duration bound.
@@ -142,16 +159,7 @@ impl Output {
             kind,
             streams: vec![OutputStream {
                 source,
-                codec: Codec::Encode(Encoder {
-                    codec: codec.into(),
-                    bit_rate: None,
-                    sample_rate: None,
-                    channels: None,
-                    sample_format: None,
-                    pixel_format: None,
-                    frame_rate: None,
-                    options: vec![],
-                }),
+                codec: Codec::encode(codec),
                 metadata: vec![],
             }],
             metadata: vec![],

@@ -1509,7 +1509,7 @@ mod tests {
                 2 => (model::ImageFormat::Png, "png", "rgba"),
                 _ => (model::ImageFormat::Png, "png", "gray"),
             };
-            let mut codec = encode(codec);
+            let mut codec = model::Codec::encode(codec);
             if let model::Codec::Encode(e) = &mut codec {
                 e.pixel_format = Some(pixels.into());
             }
@@ -1626,26 +1626,13 @@ mod tests {
         metadata: model::ImageMetadata::Keep,
     };
 
-    fn encode(codec: &str) -> model::Codec {
-        model::Codec::Encode(model::Encoder {
-            codec: codec.into(),
-            bit_rate: None,
-            sample_rate: None,
-            channels: None,
-            sample_format: None,
-            pixel_format: None,
-            frame_rate: None,
-            options: vec![],
-        })
-    }
-
     /// A step reading stream 0 of input "a" into one output `name` of `kind`, encoded by `codec`.
     fn kind_step(name: &str, kind: model::OutputKind, codec: &str) -> model::Step {
         let mut s = step(vec![], None);
         s.name = format!("s-{name}");
         s.outputs[0].name = name.into();
         s.outputs[0].kind = kind;
-        s.outputs[0].streams[0].codec = encode(codec);
+        s.outputs[0].streams[0].codec = model::Codec::encode(codec);
         s
     }
 

@@ -208,9 +208,8 @@ pub async fn run(
     let cache = ctx.result_cache.as_ref().filter(|_| job.cache);
     let mut input_sha256 = job.input_sha256.clone();
     if let Some(cache) = cache {
-        for (name, sha) in cache.known_inputs(&job.inputs).await {
-            input_sha256.entry(name).or_insert(sha);
-        }
+        // Hashes the API found are in the record; only the others are looked up here.
+        cache.fill_known(&job.inputs, &mut input_sha256).await;
         // Every input's hash known without a download: a hit needs no scratch at all.
         if let Some(key) = CacheKey::of(job, &input_sha256, &preset.interface)
             && let Some(entry) = cache.lookup(&key).await
