@@ -30,6 +30,14 @@ pub enum Command {
     Worker,
     /// Publish, list, show, yank and dry-run presets on a running host (over its HTTP API).
     Preset(crate::cli::PresetArgs),
+    /// Submit, follow, inspect, cancel and replay jobs on a running host (over its HTTP API).
+    Job(crate::cli::JobArgs),
+    /// Upload a file to a running host's storage; prints the object URI to give a job as input.
+    Upload(crate::cli::UploadArgs),
+    /// Compiles a preset component read on stdin (run by the host itself; see
+    /// `preset::compile`).
+    #[command(hide = true)]
+    CompilePreset(crate::cli::CompilePresetArgs),
 }
 
 /// What a server process runs.
@@ -46,8 +54,30 @@ pub enum StorageKind {
     S3,
 }
 
+/// How log lines are written to stderr.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the spans it was logged in (`job_id` while
+    /// a job is handled).
+    Json,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct Options {
+    /// How log lines are written to stderr: `text`, or `json` for log collectors (one object
+    /// per line; every line a worker writes while it handles a job carries its `job_id`).
+    #[arg(
+        long,
+        env = "MEDIAHOST_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     /// Address the HTTP API listens on.
     #[arg(
         long,
@@ -226,6 +256,26 @@ pub struct Options {
         global = true
     )]
     pub preset_memory_mib: usize,
+
+    /// MiB of address space a preset compile may use. Each component that is not in the
+    /// artifact cache is compiled in a child process of its own, one at a time, under this limit
+    /// (`RLIMIT_AS`); a component that needs more is refused.
+    #[arg(
+        long,
+        env = "MEDIAHOST_PRESET_COMPILE_MEMORY_MIB",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub preset_compile_memory_mib: u64,
+
+    /// Seconds a preset compile may take; a component that takes longer is refused.
+    #[arg(
+        long,
+        env = "MEDIAHOST_PRESET_COMPILE_TIMEOUT_S",
+        default_value_t = 120,
+        global = true
+    )]
+    pub preset_compile_timeout_s: u64,
 
     /// Preset calls of dry runs (`POST /v1/presets/.../plan`) running at once in an API process;
     /// more wait their turn. Dry runs never take the instances workers plan with.

@@ -17,6 +17,10 @@ use uuid::Uuid;
 
 use crate::error::{ErrorCode, JobError};
 use crate::lifecycle::Keys;
+pub use mediahost_api::{
+    Cached, JobState, LogEntry, ObjectRecord, Outcome, OutputKind, OutputPhase, OutputProgress,
+    OutputState, Priority, StreamSummary, Timings, Transition, VariantRecord,
+};
 
 fn default_max_attempts() -> u32 {
     3
@@ -24,81 +28,6 @@ fn default_max_attempts() -> u32 {
 
 fn default_cache() -> bool {
     true
-}
-
-/// Where a job answered from the result cache got its outputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cached {
-    /// The job that ran ffmpeg and stored the outputs this one reuses.
-    pub job: Uuid,
-}
-
-/// `PENDING → PROCESSING → COMPLETED | FAILED`, or back to `PENDING` (a retry after a
-/// retryable failure) until the attempts run out: then `DEAD`. `CANCELLED` by request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobState {
-    Pending,
-    Processing,
-    Completed,
-    Failed,
-    Dead,
-    Cancelled,
-}
-
-impl JobState {
-    /// The wire name: `PENDING`, `COMPLETED`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Processing => "PROCESSING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-            Self::Dead => "DEAD",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Completed | Self::Failed | Self::Dead | Self::Cancelled
-        )
-    }
-}
-
-/// Which queue a job waits in; workers take high before normal before low, FIFO within one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    High,
-    #[default]
-    Normal,
-    Low,
-}
-
-impl Priority {
-    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::High => "high",
-            Self::Normal => "normal",
-            Self::Low => "low",
-        }
-    }
-}
-
-/// One state change, timestamped, with the failure that caused it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Transition {
-    pub state: JobState,
-    pub at: String,
-    pub attempt: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<ErrorCode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
 }
 
 /// The most transitions kept in a record (a job retried many times keeps the latest).
@@ -112,67 +41,6 @@ pub struct PresetPin {
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StreamSummary {
-    pub index: u32,
-    pub kind: String,
-    pub codec: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sample_rate: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channels: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel_layout: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height: Option<u32>,
-}
-
-/// What an output is: one file, one image, a run of images, an HLS rendition, an HLS package
-/// (its master playlist), or a text document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutputKind {
-    #[default]
-    File,
-    Still,
-    ImageSequence,
-    HlsRendition,
-    HlsPackage,
-    Document,
-}
-
-/// How an output of a finished job ended: an optional one may fail without failing the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OutputState {
-    #[default]
-    Completed,
-    Failed,
-}
-
-/// Where one output of a running attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OutputPhase {
-    /// Its step has not started.
-    Pending,
-    /// ffmpeg is writing it.
-    Running,
-    /// Written; being checked and stored.
-    Storing,
-    Completed,
-    Failed,
-}
-
-/// One output's state and fraction done (0..1) while the job runs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct OutputProgress {
-    pub state: OutputPhase,
-    pub progress: f64,
-}
-
 /// A running attempt's progress: the job's fraction done and each output's, by output name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
@@ -180,8 +48,34 @@ pub struct Progress {
     pub outputs: BTreeMap<String, OutputProgress>,
 }
 
-/// How a completed job ended: every output stored, or only the required ones (`partial`).
 impl OutputRecord {
+    /// The output as the wire contract shows it, without download URLs.
+    pub fn wire(&self) -> mediahost_api::Output {
+        mediahost_api::Output {
+            name: self.name.clone(),
+            kind: self.kind,
+            state: self.state,
+            optional: self.optional,
+            uri: self.uri.clone(),
+            container: self.container.clone(),
+            size_bytes: self.size_bytes,
+            duration_s: self.duration_s,
+            codecs: self.codecs.clone(),
+            streams: self.streams.clone(),
+            error: self.error.clone(),
+            download_url: None,
+            objects: self
+                .objects
+                .iter()
+                .map(|object| mediahost_api::StoredObject {
+                    object: object.clone(),
+                    download_url: None,
+                })
+                .collect(),
+            variants: self.variants.clone(),
+        }
+    }
+
     /// The record of an output that was not stored, with why.
     pub fn failed(name: &str, kind: OutputKind, optional: bool, error: JobError) -> Self {
         Self {
@@ -201,35 +95,6 @@ impl OutputRecord {
             variants: Vec::new(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Complete,
-    Partial,
-}
-
-/// One stored object of an output (a segment, a playlist, an image of a sequence).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectRecord {
-    pub key: String,
-    pub uri: String,
-    pub content_type: String,
-    pub size_bytes: u64,
-}
-
-/// What the host measured of one variant stream of an HLS package, as its master says it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VariantRecord {
-    pub output: String,
-    pub bandwidth: u64,
-    pub average_bandwidth: u64,
-    pub codecs: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolution: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frame_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -260,19 +125,6 @@ pub struct OutputRecord {
     /// An HLS package's variant streams, as its master playlist declares them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantRecord>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Timings {
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// Seconds from submission to the start of the last attempt.
-    pub queue_s: Option<f64>,
-    /// Seconds the last attempt ran.
-    pub run_s: Option<f64>,
-    /// Seconds spent in ffprobe and ffmpeg child processes during the last attempt.
-    pub ffmpeg_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -340,6 +192,60 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl Job {
+    /// The job as the wire contract shows it (`GET /v1/jobs/{id}`, its events, its webhook),
+    /// without download URLs: the API signs fresh ones for each answer.
+    pub fn wire(&self) -> mediahost_api::Job {
+        mediahost_api::Job {
+            id: self.id,
+            state: self.state,
+            progress: self.progress,
+            output_progress: self.output_progress.clone(),
+            preset: mediahost_api::PresetRef {
+                name: self.preset.name.clone(),
+                version: self.preset.version.to_string(),
+            },
+            inputs: self.inputs.clone(),
+            params: self.params.clone(),
+            outputs: self.outputs.iter().map(OutputRecord::wire).collect(),
+            outcome: self.outcome,
+            report: self.report.clone(),
+            error: self.error.clone(),
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            priority: self.priority,
+            next_attempt_at: self.next_attempt_at.clone(),
+            history: self.history.clone(),
+            replay_of: self.replay_of,
+            cache: self.cache,
+            cached: self.cached.clone(),
+            input_sha256: self.input_sha256.clone(),
+            webhook: self.webhook.clone(),
+            verbose: self.verbose,
+            timings: self.timings.clone(),
+            cancel_requested: false,
+        }
+    }
+
+    /// The job as a list shows it.
+    pub fn summary(&self) -> mediahost_api::JobSummary {
+        mediahost_api::JobSummary {
+            id: self.id,
+            state: self.state,
+            preset: mediahost_api::PresetRef {
+                name: self.preset.name.clone(),
+                version: self.preset.version.to_string(),
+            },
+            priority: self.priority,
+            attempts: self.attempts,
+            created_at: self.timings.created_at.clone(),
+            finished_at: self.timings.finished_at.clone(),
+            error: self.error.as_ref().map(|e| mediahost_api::ErrorSummary {
+                code: e.code,
+                step: e.step.clone(),
+            }),
+        }
+    }
+
     pub fn new(
         preset: PresetPin,
         inputs: BTreeMap<String, String>,
@@ -405,14 +311,6 @@ impl Job {
         let now = unix_ms(SystemTime::now());
         Duration::from_millis(now.saturating_sub(self.created_unix_ms))
     }
-}
-
-/// One line of a job's log: host events, the preset's own log, ffmpeg command lines and stderr.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogEntry {
-    pub at: String,
-    pub source: String,
-    pub message: String,
 }
 
 /// Reads job records and logs, and appends to logs.
@@ -569,6 +467,6 @@ pub(crate) async fn append_log(
         .invoke_async(&mut redis.clone())
         .await;
     if let Err(e) = appended {
-        tracing::warn!(job = %id, error = %e, "could not append to the job log");
+        tracing::warn!(job_id = %id, error = %e, "could not append to the job log");
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ffmpeg;
 pub mod job;
 pub mod lifecycle;
+pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod model;

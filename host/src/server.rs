@@ -11,6 +11,7 @@ use crate::ffmpeg::Tools;
 use crate::job::JobStore;
 use crate::lifecycle::{Endings, Keys, Lifecycle, RetryPolicy};
 use crate::preset::catalog::Catalog;
+use crate::preset::compile::{Compiler, Subprocess};
 use crate::preset::runtime::{Runtime, SandboxLimits};
 use crate::queue::Queue;
 use crate::result_cache::ResultCache;
@@ -62,7 +63,25 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
     let queue = Queue::new(&opts.redis_prefix, opts.reclaim_after());
     queue.ensure_group(&mut manager.clone()).await?;
 
-    let runtime = Arc::new(Runtime::new(
+    // Components are compiled by this binary's `compile-preset`, in a child process each, one
+    // at a time (see `preset::compile`). `/proc/self/exe` still runs this binary after a
+    // deploy replaced the file.
+    let exe = std::path::PathBuf::from("/proc/self/exe");
+    let compiler = Compiler::Subprocess(Subprocess {
+        exe: if exe.exists() {
+            exe
+        } else {
+            std::env::current_exe().map_err(|e| {
+                anyhow::anyhow!("cannot find this executable to compile presets: {e}")
+            })?
+        },
+        address_space_bytes: opts
+            .preset_compile_memory_mib
+            .max(64)
+            .saturating_mul(1 << 20),
+        timeout: Duration::from_secs(opts.preset_compile_timeout_s.max(1)),
+    });
+    let runtime = Arc::new(Runtime::with_compiler(
         SandboxLimits {
             deadline: Duration::from_millis(opts.preset_deadline_ms.max(1)),
             memory_bytes: opts.preset_memory_mib.max(1) << 20,
@@ -73,6 +92,7 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
             ..SandboxLimits::default()
         },
         Some(opts.data_dir.join("preset-cache")),
+        compiler,
     )?);
     let catalog = Arc::new(Catalog::new(
         manager.clone(),
@@ -81,23 +101,11 @@ pub async fn run(role: Role, opts: Options) -> anyhow::Result<()> {
         runtime.clone(),
         &opts.redis_prefix,
     ));
-    let mut warnings = catalog.seed_dir(&opts.presets_dir()).await?;
-    let reconciled = catalog.reconcile().await;
-    if reconciled.failed > 0 {
-        warnings.push(format!(
-            "{} published preset versions could not be loaded; see the log",
-            reconciled.failed
-        ));
-    }
-    if catalog.registry().is_empty() {
-        warnings.push(format!(
-            "no presets loaded from {} or the catalog; point --presets-dir at \
-             presets-wasm/released or publish one with `mediahost preset push`",
-            opts.presets_dir().display()
-        ));
-    }
-    let (tools, missing) = Tools::detect().await;
-    warnings.extend(missing);
+    // Bundled and published presets load in the background: the API answers at once, /readyz
+    // says how far loading is, and a lookup of a version still loading waits for it.
+    crate::preset::catalog::wasm_files(&opts.presets_dir())?;
+    catalog.spawn_load_at_start(opts.presets_dir());
+    let (tools, warnings) = Tools::detect().await;
     for w in &warnings {
         tracing::warn!("{w}");
     }

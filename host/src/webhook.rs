@@ -28,13 +28,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use ipnet::IpNet;
+use mediahost_api::{WebhookEvent, WebhookEventType};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 
-use crate::job::{Job, JobState, unix_ms};
+use crate::job::{Job, unix_ms};
 use crate::metrics::Metrics;
 
 /// Deliveries of one event before it is given up.
@@ -254,17 +254,6 @@ struct Pending {
     deliveries: u32,
 }
 
-/// The event type for a job's terminal state.
-pub fn event_type(state: JobState) -> Option<&'static str> {
-    match state {
-        JobState::Completed => Some("job.completed"),
-        JobState::Failed => Some("job.failed"),
-        JobState::Dead => Some("job.dead"),
-        JobState::Cancelled => Some("job.cancelled"),
-        JobState::Pending | JobState::Processing => None,
-    }
-}
-
 #[derive(Clone)]
 pub struct Outbox {
     redis: redis::aio::ConnectionManager,
@@ -303,9 +292,9 @@ impl Outbox {
 
     /// Adds a job's terminal event to a pipeline (the one recording the state), if it has a
     /// webhook. The event id is stable for the job and state, so even a repeated write is one
-    /// event to the receiver.
-    pub fn enqueue_into(&self, pipe: &mut redis::Pipeline, job: &Job, view: Value) {
-        let (Some(url), Some(kind)) = (&job.webhook, event_type(job.state)) else {
+    /// event to the receiver; its data is the job as the API shows it ([`mediahost_api::Job`]).
+    pub fn enqueue_into(&self, pipe: &mut redis::Pipeline, job: &Job) {
+        let (Some(url), Some(kind)) = (&job.webhook, WebhookEventType::of(job.state)) else {
             return;
         };
         let id = format!(
@@ -313,14 +302,14 @@ impl Outbox {
             job.id.simple(),
             job.state.as_str().to_lowercase()
         );
-        let body = json!({
-            "type": kind,
-            "timestamp": crate::job::now_rfc3339(),
-            "data": view,
-        });
+        let body = WebhookEvent {
+            kind,
+            timestamp: crate::job::now_rfc3339(),
+            data: job.wire(),
+        };
         let pending = Pending {
             url: url.clone(),
-            body: body.to_string(),
+            body: serde_json::to_string(&body).expect("a webhook event serializes"),
             deliveries: 0,
         };
         pipe.set(

@@ -85,9 +85,13 @@ impl Client {
     }
 
     /// `GET path`, asserting 200 and a JSON body.
+    /// The answers of the API's own routes are checked against the wire contract.
     pub async fn get_json(&self, path: &str) -> Value {
         let resp = self.get(path).await;
-        json_body(resp, StatusCode::OK, &format!("GET {path}")).await
+        let what = format!("GET {path}");
+        let body = json_body(resp, StatusCode::OK, &what).await;
+        check_contract(path, &body, &what);
+        body
     }
 
     /// Asserts `GET /healthz` answers 200 `{"status":"ok"}`.
@@ -122,6 +126,7 @@ impl Client {
             .await
             .unwrap_or_else(|e| panic!("POST /v1/uploads: {e}"));
         let grant = json_body(resp, StatusCode::CREATED, "POST /v1/uploads").await;
+        conforms::<mediahost_api::UploadGrant>(&grant, "POST /v1/uploads");
         let uri = grant["uri"]
             .as_str()
             .unwrap_or_else(|| panic!("upload grant without uri: {grant}"))
@@ -176,6 +181,7 @@ impl Client {
     pub async fn submit_ok(&self, body: &Value) -> String {
         let resp = self.submit(body).await;
         let job = json_body(resp, StatusCode::ACCEPTED, &format!("POST /v1/jobs {body}")).await;
+        conforms::<mediahost_api::Job>(&job, "POST /v1/jobs");
         let cached = job["state"] == "COMPLETED" && job["cached"]["job"].is_string();
         assert!(
             job["state"] == "PENDING" || cached,
@@ -187,9 +193,14 @@ impl Client {
             .to_string()
     }
 
-    /// `GET /v1/jobs/{id}`, asserting 200.
+    /// `GET /v1/jobs/{id}`, asserting 200 and that the answer is exactly a contract `Job`.
     pub async fn job(&self, id: &str) -> Value {
         self.get_json(&format!("/v1/jobs/{id}")).await
+    }
+
+    /// `GET /v1/jobs/{id}` read through the wire contract.
+    pub async fn job_typed(&self, id: &str) -> mediahost_api::Job {
+        serde_json::from_value(self.job(id).await).expect("checked by job()")
     }
 
     /// Polls the job until COMPLETED or FAILED; panics with the job JSON after [`JOB_TIMEOUT`].
@@ -282,6 +293,81 @@ pub fn assert_completed(job: &Value) {
     );
 }
 
+/// Asserts `value` is exactly what the wire contract's `T` describes: it parses as a `T`, and
+/// writing that `T` back gives the same JSON (no member the contract lacks, none missing).
+pub fn conforms<T: serde::de::DeserializeOwned + serde::Serialize>(value: &Value, what: &str) -> T {
+    let typed: T = serde_json::from_value(value.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{what} does not fit the contract's {}: {e}\n{value:#}",
+            std::any::type_name::<T>()
+        )
+    });
+    let back = serde_json::to_value(&typed).expect("a contract type serializes");
+    assert_eq!(
+        &back,
+        value,
+        "{what} carries members the contract's {} does not describe, or lacks some",
+        std::any::type_name::<T>()
+    );
+    typed
+}
+
+/// Checks the answer of `GET path` against the contract type of that route, for the API's own
+/// JSON routes.
+fn check_contract(path: &str, body: &Value, what: &str) {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => {
+            conforms::<mediahost_api::Health>(body, what);
+        }
+        ["readyz"] => {
+            conforms::<mediahost_api::Ready>(body, what);
+        }
+        ["v1", "queue"] => {
+            conforms::<mediahost_api::QueueDepth>(body, what);
+        }
+        ["v1", "jobs"] => {
+            conforms::<mediahost_api::JobList>(body, what);
+        }
+        ["v1", "jobs", _] => {
+            conforms::<mediahost_api::Job>(body, what);
+        }
+        ["v1", "jobs", _, "logs"] => {
+            conforms::<mediahost_api::JobLogs>(body, what);
+        }
+        ["v1", "presets"] => {
+            conforms::<mediahost_api::PresetList>(body, what);
+        }
+        ["v1", "presets", _] => {
+            conforms::<mediahost_api::Preset>(body, what);
+        }
+        ["v1", "presets", _, _] => {
+            conforms::<mediahost_api::PresetVersion>(body, what);
+        }
+        _ => {}
+    }
+}
+
+/// A job view without its signed download URLs (which differ from answer to answer, and which
+/// webhooks leave out), to compare the same job seen in different places.
+pub fn without_download_urls(job: &Value) -> Value {
+    let mut job = job.clone();
+    if let Some(outputs) = job.get_mut("outputs").and_then(Value::as_array_mut) {
+        for output in outputs {
+            if let Some(o) = output.as_object_mut() {
+                o.remove("download_url");
+            }
+            if let Some(objects) = output.get_mut("objects").and_then(Value::as_array_mut) {
+                for object in objects.iter_mut().filter_map(Value::as_object_mut) {
+                    object.remove("download_url");
+                }
+            }
+        }
+    }
+    job
+}
+
 /// Reads a response body as JSON after asserting its status.
 pub async fn json_body(resp: reqwest::Response, expected: StatusCode, what: &str) -> Value {
     let status = resp.status();
@@ -315,6 +401,7 @@ pub async fn expect_problem(resp: reqwest::Response, status: u16, code: &str) ->
     );
     let body: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("problem body is not JSON ({e}): {text}"));
+    conforms::<mediahost_api::Problem>(&body, "a problem document");
     assert_eq!(body["code"], code, "problem code: {body:#}");
     assert_eq!(body["status"], status, "problem status field: {body:#}");
     let dashed = code.to_lowercase().replace('_', "-");

@@ -79,12 +79,13 @@ impl Deployment {
         let api = Daemon::spawn("mediahost api", command, &dir.path().join("api.log"));
         let client = Client::new(base_url.clone(), api.log_path().to_owned(), vec![]);
         let started = Instant::now();
-        while client
+        // Ready: its presets are loaded (they load in the background).
+        while !client
             .http()
-            .get(client.url("/healthz"))
+            .get(client.url("/readyz"))
             .send()
             .await
-            .is_err()
+            .is_ok_and(|r| r.status().is_success())
         {
             assert!(
                 started.elapsed() < Duration::from_secs(60),

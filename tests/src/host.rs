@@ -17,7 +17,8 @@ use crate::process::{self, Daemon};
 use crate::redis::Redis;
 use crate::s3::{self, S3Server};
 
-/// How long a host may take from spawn to answering `GET /healthz`.
+/// How long a host may take from spawn to answering `GET /healthz`, then `GET /readyz` (its
+/// presets loaded).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,9 +314,17 @@ fn wait_healthy(daemon: &mut Daemon, port: u16) -> Result<(), String> {
         if let Some(status) = daemon.exited() {
             return Err(format!("mediahost exited during startup with {status}"));
         }
-        match http_status(port, "/healthz") {
-            Ok(200) => return Ok(()),
-            Ok(status) => last = format!("GET /healthz answered {status}"),
+        // Alive, then ready: presets load in the background, and the tests want them loaded.
+        match http_status(port, "/healthz").and_then(|h| {
+            if h == 200 {
+                http_status(port, "/readyz").map(|r| (h, r))
+            } else {
+                Ok((h, 0))
+            }
+        }) {
+            Ok((200, 200)) => return Ok(()),
+            Ok((200, status)) => last = format!("GET /readyz answered {status}"),
+            Ok((status, _)) => last = format!("GET /healthz answered {status}"),
             Err(e) => last = format!("GET /healthz: {e}"),
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -16,10 +16,12 @@
 //! - [`video`]: video test media (480p to 2160p, interlaced, rotated, black lead-in) and what a
 //!   player checks of HLS ladders, stills and files.
 //! - [`image`]: still images with EXIF, XMP and ICC profiles put in and read back.
+//! - [`browser`]: a headless Chromium driven over WebDriver, for the pages the host serves.
 //!
 //! It is not for unit-testing the host's internals: everything here goes through the binary's
 //! public surface, the way a user or an operator would.
 
+pub mod browser;
 pub mod client;
 pub mod deployment;
 pub mod fixture_workspace;

@@ -154,6 +154,11 @@ async fn jobs_survive_twenty_seconds_without_storage() {
         6.0
     );
     assert_eq!(value("mediahost_job_retries_total"), retries as f64);
+    // Every attempt that ended (completed or retried) is one run-time observation.
+    assert_eq!(
+        value(r#"mediahost_job_run_seconds_count{preset="audio-convert"}"#),
+        (ids.len() + retries) as f64
+    );
     assert_eq!(
         value(r#"mediahost_job_failures_total{code="STORAGE_FAILED"}"#),
         retries as f64

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use mediahost_e2e::client::{assert_completed, expect_problem, json_body};
 use mediahost_e2e::deployment::{Deployment, Setup, wait_for_state};
 use mediahost_e2e::host::presets_dir;
-use mediahost_e2e::{media, process};
+use mediahost_e2e::{client, media, process};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -338,15 +338,24 @@ async fn job_events_stream_each_change_until_the_job_finishes() {
         .await
         .expect("the stream ends when the job finishes")
         .unwrap();
-    let states: Vec<String> = text
+    // Every event's data is the contract's job, and the last one is the job as GET shows it.
+    let events: Vec<Value> = text
         .lines()
         .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| {
-            serde_json::from_str::<Value>(d.trim()).unwrap()["state"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|d| serde_json::from_str::<Value>(d.trim()).unwrap())
+        .collect();
+    for event in &events {
+        client::conforms::<mediahost_api::Job>(event, "an event's data");
+    }
+    let shown = d.client.job(&id).await;
+    assert_eq!(
+        events.last().map(client::without_download_urls),
+        Some(client::without_download_urls(&shown)),
+        "the last event vs GET /v1/jobs/{id}"
+    );
+    let states: Vec<String> = events
+        .iter()
+        .map(|e| e["state"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         states.first().map(String::as_str),

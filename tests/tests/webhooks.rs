@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mediahost_e2e::deployment::Deployment;
 use mediahost_e2e::host::presets_dir;
-use mediahost_e2e::{media, process};
+use mediahost_e2e::{client, media, process};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -188,6 +188,14 @@ async fn every_event_is_delivered_signed_once_the_receiver_is_up() {
             verify(d, NEW_SECRET).unwrap_or_else(|e| panic!("new secret: {e}"));
             verify(d, OLD_SECRET).unwrap_or_else(|e| panic!("old secret: {e}"));
         }
+        // The webhook's job is the contract's, the same as the API shows it.
+        client::conforms::<mediahost_api::WebhookEvent>(&body, "a webhook event");
+        let shown = d.client.job(job).await;
+        assert_eq!(
+            body["data"],
+            client::without_download_urls(&shown),
+            "webhook vs GET"
+        );
         if body["type"] == "job.completed" {
             assert_eq!(body["data"]["outputs"][0]["container"], "wav", "{body}");
         } else {

@@ -19,14 +19,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use mediahost_api as wire;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
-use crate::job::{Cached, Job, JobState, Outcome, PresetPin, Priority, now_rfc3339};
+use crate::job::{Cached, Job, JobState, Outcome, PresetPin, now_rfc3339};
 use crate::lifecycle::{Accepted, Cancel};
 use crate::preset::params;
 use crate::preset::registry::Preset;
@@ -39,37 +40,20 @@ const DOWNLOAD_TTL: Duration = Duration::from_secs(3600);
 /// The longest `Prefer: wait` a submission is held for; a longer one is cut to this.
 pub const MAX_WAIT_S: u64 = 60;
 
-fn yes() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitJob {
-    preset: String,
-    version: Option<String>,
-    inputs: BTreeMap<String, String>,
-    #[serde(default)]
-    params: Map<String, Value>,
-    #[serde(default)]
-    priority: Priority,
-    /// A URL the job's terminal event is POSTed to (Standard Webhooks).
-    webhook: Option<String>,
-    /// Log every ffmpeg step's stderr.
-    #[serde(default)]
-    verbose: bool,
-    /// Whether the result cache may answer the job and keep its outputs.
-    #[serde(default = "yes")]
-    cache: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ReplayJob {
-    #[serde(default)]
-    verbose: bool,
-}
-
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs",
+    request_body = mediahost_api::SubmitJob,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key and body answers the job the first request created"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (at most 60): answer once the job ends, or after N seconds"),
+    ),
+    responses(
+        (status = 200, description = "The job ended within the `Prefer: wait`, or answered from the result cache, or the idempotent repeat", body = mediahost_api::Job),
+        (status = 202, description = "Accepted and queued", body = mediahost_api::Job),
+        (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_token" = []))
+)]
 pub async fn submit(
     State(state): State<SharedState>,
     headers: HeaderMap,
@@ -77,7 +61,7 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let wait = prefer_wait(&headers);
     let idempotency = idempotency_key(&headers, &body)?;
-    let req: SubmitJob = parse_body(&body)?;
+    let req: wire::SubmitJob = parse_body(&body)?;
     let preset = state
         .catalog
         .resolve(&req.preset, req.version.as_deref())
@@ -281,12 +265,19 @@ fn idempotency_key(
 /// `POST /v1/jobs/{id}/replay`: a new job with the identical inputs, pinned version and params.
 /// The version need not resolve any more: a yanked version replays. With `{"verbose": true}`
 /// the replay logs every ffmpeg step's stderr.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/replay", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    request_body(content = Option<mediahost_api::ReplayJob>),
+    responses((status = 202, description = "The new job", body = mediahost_api::Job), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn replay(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req: ReplayJob = parse_body(&body)?;
+) -> Result<(StatusCode, Json<wire::Job>), ApiError> {
+    let req: wire::ReplayJob = parse_body(&body)?;
     let original = load(&state, &id).await?;
     let pin = &original.preset;
     match state.catalog.get(&pin.name, &pin.version).await {
@@ -320,10 +311,20 @@ pub async fn replay(
 /// `POST /v1/jobs/{id}/cancel`: a pending job is cancelled at once; a running one has its
 /// ffmpeg killed and scratch removed by its worker within about a second (`202`, and the job
 /// turns `CANCELLED`).
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "Cancelled while pending", body = mediahost_api::Job),
+        (status = 202, description = "Running: its worker stops it within about a second", body = mediahost_api::Job),
+        (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_token" = []))
+)]
 pub async fn cancel(
     State(state): State<SharedState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Job>), ApiError> {
     let uuid = parse_id(&id)?;
     let not_found = || ApiError::new(ErrorCode::JobNotFound, format!("no job with id {id}"));
     match state.lifecycle.cancel(&uuid).await.map_err(unavailable)? {
@@ -340,7 +341,7 @@ pub async fn cancel(
                 .log(&job.id, "host", "cancel requested while running")
                 .await;
             let mut answer = view(&state, &job).await;
-            answer["cancel_requested"] = json!(true);
+            answer.cancel_requested = true;
             Ok((StatusCode::ACCEPTED, Json(answer)))
         }
         Some(Cancel::Refused(s)) => Err(ApiError::new(
@@ -432,7 +433,7 @@ async fn accept(
         let original = load(state, &id).await?;
         return Ok((StatusCode::OK, original));
     }
-    tracing::info!(job = %job.id, preset = %job.preset.name, version = %job.preset.version, priority = job.priority.as_str(), cached = job.cached.is_some(), "job accepted");
+    tracing::info!(job_id = %job.id, preset = %job.preset.name, version = %job.preset.version, priority = job.priority.as_str(), cached = job.cached.is_some(), "job accepted");
     Ok((StatusCode::ACCEPTED, job))
 }
 
@@ -451,10 +452,16 @@ async fn load(state: &SharedState, id: &str) -> Result<Job, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, format!("no job with id {id}")))
 }
 
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = mediahost_api::Job), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn get(
     State(state): State<SharedState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Job>, ApiError> {
     let job = load(&state, &id).await?;
     Ok(Json(view(&state, &job).await))
 }
@@ -486,20 +493,30 @@ mod tests {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only jobs in this state (PENDING, PROCESSING, COMPLETED, FAILED, DEAD, CANCELLED).
     state: Option<String>,
+    /// At most this many jobs (1-500, default 50).
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /v1/jobs?state=FAILED&limit=50&cursor=...`: jobs newest first, optionally of one state;
 /// `next_cursor` pages on. Scans at most 2,000 jobs per request, so a rare state may answer a
 /// short page with a `next_cursor`.
+#[utoipa::path(
+    get, path = "/v1/jobs", tag = "jobs",
+    params(ListQuery),
+    responses((status = 200, description = "Jobs, newest first", body = mediahost_api::JobList), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn list(
     State(state): State<SharedState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::JobList>, ApiError> {
     let wanted = match q.state.as_deref() {
         None => None,
         Some(text) => Some(
@@ -545,16 +562,7 @@ pub async fn list(
             before_ms = job_ms;
             before_id = Some(job.id.to_string());
             if wanted.is_none_or(|w| w == job.state) {
-                found.push(json!({
-                    "id": job.id,
-                    "state": job.state,
-                    "preset": {"name": job.preset.name, "version": job.preset.version.to_string()},
-                    "priority": job.priority,
-                    "attempts": job.attempts,
-                    "created_at": job.timings.created_at,
-                    "finished_at": job.timings.finished_at,
-                    "error": job.error.as_ref().map(|e| json!({"code": e.code, "step": e.step})),
-                }));
+                found.push(job.summary());
                 if found.len() == limit {
                     break;
                 }
@@ -564,12 +572,24 @@ pub async fn list(
     let next = (more || found.len() == limit)
         .then(|| before_id.map(|id| format!("{before_ms}-{id}")))
         .flatten();
-    Ok(Json(json!({"jobs": found, "next_cursor": next})))
+    Ok(Json(wire::JobList {
+        jobs: found,
+        next_cursor: next,
+    }))
 }
 
 /// `GET /v1/jobs/{id}/events`: server-sent events, one per change of state or progress, ending
 /// after the terminal state. At most `--max-event-streams` are open at once; the stream holds
 /// its permit until it ends or its client goes away.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}/events", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "Server-sent events, one per change of state or progress; the stream ends after the terminal state", content_type = "text/event-stream", body = mediahost_api::JobEventFrame),
+        (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_token" = []))
+)]
 pub async fn events(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -589,11 +609,10 @@ pub async fn events(
             )
         })?;
     let first = load(&state, &id).await?;
-    let jobs = state.jobs.clone();
     let stream = futures::stream::unfold(
         (Some(first), None::<(JobState, u32, f64, String)>, permit),
         move |(next, last, permit)| {
-            let jobs = jobs.clone();
+            let state = state.clone();
             async move {
                 let mut job = next?;
                 loop {
@@ -602,29 +621,13 @@ pub async fn events(
                     if last.as_ref() != Some(&now) {
                         let kind = match &last {
                             Some((s, a, _, _)) if *s == job.state && *a == job.attempts => {
-                                "progress"
+                                wire::JobEventKind::Progress
                             }
-                            _ => "state",
+                            _ => wire::JobEventKind::State,
                         };
-                        let mut data = json!({
-                            "id": job.id,
-                            "state": job.state,
-                            "progress": job.progress,
-                            "output_progress": job.output_progress,
-                            "attempts": job.attempts,
-                            "next_attempt_at": job.next_attempt_at,
-                            "error": job.error,
-                        });
-                        if job.state.is_terminal() {
-                            data["outcome"] = json!(job.outcome);
-                            data["outputs"] = json!(
-                                job.outputs
-                                    .iter()
-                                    .map(|o| json!({"name": o.name, "kind": o.kind, "state": o.state, "error": o.error}))
-                                    .collect::<Vec<_>>()
-                            );
-                        }
-                        let event = Event::default().event(kind).data(data.to_string());
+                        let data = serde_json::to_string(&view(&state, &job).await)
+                            .expect("a job view serializes");
+                        let event = Event::default().event(kind.as_str()).data(data);
                         let after = if job.state.is_terminal() {
                             None
                         } else {
@@ -633,7 +636,7 @@ pub async fn events(
                         return Some((Ok(event), (after, Some(now), permit)));
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
-                    job = match jobs.get(&job.id).await {
+                    job = match state.jobs.get(&job.id).await {
                         Ok(Some(j)) => j,
                         Ok(None) => return None,
                         Err(_) => job,
@@ -645,85 +648,39 @@ pub async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}/logs", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job's log", body = mediahost_api::JobLogs), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn logs(
     State(state): State<SharedState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::JobLogs>, ApiError> {
     let job = load(&state, &id).await?;
     let logs = state
         .jobs
         .logs(&job.id)
         .await
         .map_err(|e| ApiError::new(ErrorCode::QueueUnavailable, e.to_string()))?;
-    Ok(Json(json!({"id": job.id, "logs": logs})))
+    Ok(Json(wire::JobLogs { id: job.id, logs }))
 }
 
-/// The job as users see it: the record plus fresh download URLs, for each output's main object
-/// (a package's master playlist, a rendition's media playlist) and for every object it holds.
-async fn view(state: &SharedState, job: &Job) -> Value {
+/// The job as users see it: the contract's view plus fresh download URLs, for each output's
+/// main object (a package's master playlist, a rendition's media playlist) and for every object
+/// it holds.
+async fn view(state: &SharedState, job: &Job) -> wire::Job {
     let download = async |key: &str| -> Option<String> {
         let key = crate::storage::ObjectKey::parse(key)?;
         state.storage.presign_get(&key, DOWNLOAD_TTL).await.ok()
     };
-    let mut outputs = Vec::new();
-    for out in &job.outputs {
-        let mut v = json!({
-            "name": out.name,
-            "kind": out.kind,
-            "state": out.state,
-            "optional": out.optional,
-            "uri": out.uri,
-            "container": out.container,
-            "size_bytes": out.size_bytes,
-            "duration_s": out.duration_s,
-            "codecs": out.codecs,
-            "streams": out.streams,
-        });
-        if let Some(error) = &out.error {
-            v["error"] = json!(error);
+    let mut view = job.wire();
+    for (out, record) in view.outputs.iter_mut().zip(&job.outputs) {
+        out.download_url = download(&record.key).await;
+        for object in &mut out.objects {
+            object.download_url = download(&object.object.key).await;
         }
-        if let Some(url) = download(&out.key).await {
-            v["download_url"] = json!(url);
-        }
-        if !out.objects.is_empty() {
-            let mut objects = Vec::new();
-            for object in &out.objects {
-                let mut o = json!(object);
-                if let Some(url) = download(&object.key).await {
-                    o["download_url"] = json!(url);
-                }
-                objects.push(o);
-            }
-            v["objects"] = json!(objects);
-        }
-        if !out.variants.is_empty() {
-            v["variants"] = json!(out.variants);
-        }
-        outputs.push(v);
     }
-    json!({
-        "id": job.id,
-        "state": job.state,
-        "progress": job.progress,
-        "output_progress": job.output_progress,
-        "preset": {"name": job.preset.name, "version": job.preset.version.to_string()},
-        "inputs": job.inputs,
-        "params": job.params,
-        "outputs": outputs,
-        "outcome": job.outcome,
-        "report": job.report,
-        "error": job.error,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "priority": job.priority,
-        "next_attempt_at": job.next_attempt_at,
-        "history": job.history,
-        "replay_of": job.replay_of,
-        "cache": job.cache,
-        "cached": job.cached,
-        "input_sha256": job.input_sha256,
-        "webhook": job.webhook,
-        "verbose": job.verbose,
-        "timings": job.timings,
-    })
+    view
 }

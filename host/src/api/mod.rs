@@ -5,9 +5,13 @@
 //! object URLs carry their own signature; `/healthz`, `/readyz` and `/metrics` are open.
 
 mod auth;
+mod dashboard;
 mod jobs;
 mod objects;
+pub mod openapi;
 mod presets;
+mod problems;
+mod queue;
 mod serve;
 mod uploads;
 
@@ -17,14 +21,13 @@ pub use serve::serve;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::from_fn_with_state;
+use axum::http::header;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -89,6 +92,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/presets/{name}", get(presets::show))
         .route("/v1/presets/{name}/{version}", get(presets::show_version))
         .route("/v1/presets/{name}/{version}/plan", post(presets::dry_run))
+        .route("/v1/queue", get(queue::depth))
         .route_layer(from_fn_with_state(state.clone(), serve::whole_body))
         .route_layer(from_fn_with_state(state.clone(), auth::require_api_token));
     // Routes with authorization of their own (the admin token, a URL's signature), whose
@@ -110,24 +114,42 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        // The dashboard's pages (not API: `/`, `/dashboard/...`); its data is the job API's.
+        .merge(dashboard::routes())
         .merge(job_api)
         .merge(own_auth)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn(problems::every_error_a_problem))
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(state)
 }
 
-async fn healthz(State(state): State<SharedState>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
-        "storage": state.storage.kind(),
-        "presets": state.catalog.registry().len(),
-        "warnings": state.warnings,
-    }))
+#[utoipa::path(
+    get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The process is up", body = mediahost_api::Health)),
+)]
+async fn healthz(State(state): State<SharedState>) -> Json<mediahost_api::Health> {
+    Json(mediahost_api::Health {
+        status: "ok".to_owned(),
+        storage: state.storage.kind().to_owned(),
+        presets: state.catalog.registry().len(),
+        warnings: [state.warnings.clone(), state.catalog.warnings()].concat(),
+    })
 }
 
-/// Ready when Redis and storage both answer within two seconds; `503` naming what does not.
-async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value>) {
+/// Ready when Redis and storage both answer within two seconds and every preset version this
+/// process knew of at start has been attempted (loaded, or failed); `503` naming what is not,
+/// with `presets: {loaded, total}` while loading.
+#[utoipa::path(
+    get, path = "/readyz", tag = "service",
+    responses(
+        (status = 200, description = "Ready to take jobs", body = mediahost_api::Ready),
+        (status = 503, description = "Not ready: a problem document naming what is not, with `ready`, `redis`, `storage` and `presets` beside its code", body = mediahost_api::Problem, content_type = "application/problem+json"),
+    ),
+)]
+async fn readyz(State(state): State<SharedState>) -> Result<Json<mediahost_api::Ready>, ApiError> {
     let limit = Duration::from_secs(2);
     let redis = match tokio::time::timeout(
         limit,
@@ -144,22 +166,54 @@ async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value>) {
         Ok(Err(e)) => format!("storage failed: {e}"),
         Err(_) => "storage did not answer within 2 s".to_owned(),
     };
-    let ready = redis == "ok" && storage == "ok";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let loading = state.catalog.loading();
+    let presets = mediahost_api::PresetLoading {
+        loaded: loading.attempted,
+        total: loading.total,
+        status: if loading.done { "ok" } else { "loading" }.to_owned(),
     };
-    (
-        status,
-        Json(json!({
-            "status": if ready { "ready" } else { "unready" },
-            "redis": redis,
-            "storage": storage,
-        })),
-    )
+    // Not ready: a problem document (as every error answer is) naming the first thing that is
+    // not, with what each part said beside it.
+    let unready = if redis != "ok" {
+        Some((ErrorCode::QueueUnavailable, redis.clone()))
+    } else if storage != "ok" {
+        Some((ErrorCode::StorageFailed, storage.clone()))
+    } else if !loading.done {
+        Some((
+            ErrorCode::PresetLoading,
+            format!(
+                "loading presets: {} of {} attempted",
+                loading.attempted, loading.total
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((code, detail)) = unready {
+        return Err(ApiError::new(code, detail)
+            .with("ready", false)
+            .with("redis", redis)
+            .with("storage", storage)
+            .with(
+                "presets",
+                serde_json::to_value(presets).expect("serializes"),
+            ));
+    }
+    Ok(Json(mediahost_api::Ready {
+        status: "ready".to_owned(),
+        redis,
+        storage,
+        presets,
+    }))
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = "default", description = "A problem document", body = mediahost_api::Problem, content_type = "application/problem+json"),
+    ),
+)]
 async fn metrics(State(state): State<SharedState>) -> Result<impl IntoResponse, ApiError> {
     let text = state.metrics.render(&state.queue).await.map_err(|e| {
         ApiError::new(
@@ -168,6 +222,13 @@ async fn metrics(State(state): State<SharedState>) -> Result<impl IntoResponse, 
         )
     })?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not take that method; /openapi.json lists each endpoint's methods",
+    )
 }
 
 async fn not_found() -> ApiError {

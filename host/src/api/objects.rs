@@ -18,8 +18,11 @@ use crate::error::{ApiError, ErrorCode};
 use crate::storage::local::{LocalStorage, Size, WriteError};
 use crate::storage::{ObjectKey, Storage, StorageError};
 
-#[derive(Deserialize)]
+/// The signature a URL the host handed out carries.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Signed {
+    /// When the URL expires, in Unix seconds.
     expires: u64,
     /// The exact size a PUT URL was signed for, when the client declared one.
     size: Option<u64>,
@@ -49,6 +52,12 @@ fn authorize<'a>(
     Ok((local, key))
 }
 
+#[utoipa::path(
+    put, path = "/v1/objects/{key}", tag = "uploads",
+    params(("key" = String, Path, description = "The object key (may contain `/`)"), Signed),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, description = "Stored"), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+)]
 pub async fn put_object(
     State(state): State<SharedState>,
     Path(key): Path<String>,
@@ -116,6 +125,11 @@ pub async fn put_object(
         .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/v1/objects/{key}", tag = "uploads",
+    params(("key" = String, Path, description = "The object key (may contain `/`)"), Signed),
+    responses((status = 200, description = "The object's bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+)]
 pub async fn get_object(
     State(state): State<SharedState>,
     Path(key): Path<String>,

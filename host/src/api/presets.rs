@@ -12,9 +12,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use mediahost_api as wire;
 use semver::Version;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::auth::{check_bearer, digest};
 use super::jobs::{check_input_exists, check_input_names};
@@ -28,59 +28,62 @@ use crate::preset::params;
 use crate::preset::registry::Listing;
 
 /// One version as the API shows it: the published record, the yank and the declared schema.
-fn version_json(l: &Listing) -> Value {
+fn version_view(l: &Listing) -> wire::PresetVersion {
     let p = &l.preset;
-    json!({
-        "name": p.name,
-        "version": p.version.to_string(),
-        "summary": p.descriptor.summary,
-        "sha256": p.sha256,
-        "size_bytes": l.record.size_bytes,
-        "interface": l.record.interface,
-        "origin": l.record.origin,
-        "published_at": l.record.published_at,
-        "yanked": l.yanked_at.is_some(),
-        "yanked_at": l.yanked_at,
-        "inputs": p.descriptor.inputs.iter().map(|i| json!({
-            "name": i.name,
-            "description": i.description,
-            "required": i.required,
-        })).collect::<Vec<_>>(),
-        "params": p.descriptor.params.iter().map(params::schema_json).collect::<Vec<_>>(),
-    })
+    wire::PresetVersion {
+        name: p.name.clone(),
+        version: p.version.to_string(),
+        summary: p.descriptor.summary.clone(),
+        sha256: p.sha256.clone(),
+        size_bytes: l.record.size_bytes,
+        interface: l.record.interface.clone(),
+        origin: l.record.origin,
+        published_at: l.record.published_at.clone(),
+        yanked: l.yanked_at.is_some(),
+        yanked_at: l.yanked_at.clone(),
+        inputs: p
+            .descriptor
+            .inputs
+            .iter()
+            .map(|i| wire::InputSpec {
+                name: i.name.clone(),
+                description: i.description.clone(),
+                required: i.required,
+            })
+            .collect(),
+        params: p.descriptor.params.iter().map(params::schema).collect(),
+        compile: None,
+    }
 }
 
 /// A preset with its versions, newest first; its summary is the newest live version's.
-fn preset_json(name: &str, versions: &[Listing]) -> Value {
-    let summary = versions
-        .iter()
-        .rev()
-        .find(|l| l.yanked_at.is_none())
-        .or(versions.last())
-        .map(|l| l.preset.descriptor.summary.clone())
-        .unwrap_or_default();
-    let latest = versions
-        .iter()
-        .rev()
-        .find(|l| l.yanked_at.is_none())
-        .map(|l| l.preset.version.to_string());
-    json!({
-        "name": name,
-        "summary": summary,
-        "latest": latest,
-        "versions": versions.iter().rev().map(version_json).collect::<Vec<_>>(),
-    })
+fn preset_view(name: &str, versions: &[Listing]) -> wire::Preset {
+    let newest_live = versions.iter().rev().find(|l| l.yanked_at.is_none());
+    wire::Preset {
+        name: name.to_owned(),
+        summary: newest_live
+            .or(versions.last())
+            .map(|l| l.preset.descriptor.summary.clone())
+            .unwrap_or_default(),
+        latest: newest_live.map(|l| l.preset.version.to_string()),
+        versions: versions.iter().rev().map(version_view).collect(),
+    }
 }
 
-pub async fn list(State(state): State<SharedState>) -> Json<Value> {
-    let presets: Vec<Value> = state
+#[utoipa::path(
+    get, path = "/v1/presets", tag = "presets",
+    responses((status = 200, description = "Every preset with its versions", body = mediahost_api::PresetList), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
+pub async fn list(State(state): State<SharedState>) -> Json<wire::PresetList> {
+    let presets = state
         .catalog
         .registry()
         .all()
         .iter()
-        .map(|(name, versions)| preset_json(name, versions))
+        .map(|(name, versions)| preset_view(name, versions))
         .collect();
-    Json(json!({ "presets": presets }))
+    Json(wire::PresetList { presets })
 }
 
 fn no_preset(name: &str) -> ApiError {
@@ -91,16 +94,22 @@ fn no_preset(name: &str) -> ApiError {
     .with("preset", name)
 }
 
+#[utoipa::path(
+    get, path = "/v1/presets/{name}", tag = "presets",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "The preset with its versions, newest first", body = mediahost_api::Preset), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn show(
     State(state): State<SharedState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Preset>, ApiError> {
     let all = state.catalog.registry().all();
     let (name, versions) = all
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| no_preset(&name))?;
-    Ok(Json(preset_json(name, versions)))
+    Ok(Json(preset_view(name, versions)))
 }
 
 fn parse_version(name: &str, text: &str) -> Result<Version, ApiError> {
@@ -116,7 +125,8 @@ fn parse_version(name: &str, text: &str) -> Result<Version, ApiError> {
 
 async fn listing(state: &SharedState, name: &str, version: &str) -> Result<Listing, ApiError> {
     let version = parse_version(name, version)?;
-    state.catalog.get(name, &version).await;
+    // A version still loading here is waited for (boundedly), then `PRESET_LOADING`.
+    state.catalog.lookup(name, &version).await?;
     state
         .catalog
         .registry()
@@ -132,12 +142,18 @@ async fn listing(state: &SharedState, name: &str, version: &str) -> Result<Listi
         })
 }
 
+#[utoipa::path(
+    get, path = "/v1/presets/{name}/{version}", tag = "presets",
+    params(("name" = String, Path), ("version" = String, Path, description = "An exact version, as 1.2.0")),
+    responses((status = 200, description = "The version", body = mediahost_api::PresetVersion), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn show_version(
     State(state): State<SharedState>,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PresetVersion>, ApiError> {
     let listing = listing(&state, &name, &version).await?;
-    Ok(Json(version_json(&listing)))
+    Ok(Json(version_view(&listing)))
 }
 
 /// Checks `Authorization: Bearer <admin token>` in constant time.
@@ -201,12 +217,18 @@ fn too_large() -> ApiError {
 }
 
 /// `POST /v1/presets` with the component's bytes as the body.
+#[utoipa::path(
+    post, path = "/v1/presets", tag = "presets",
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
+    responses((status = 201, description = "Published, with what compiling it cost", body = mediahost_api::PresetVersion), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
 pub async fn publish(
     State(state): State<SharedState>,
     _admin: Admin,
     _size: WithinLimit,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::PresetVersion>), ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
@@ -220,58 +242,53 @@ pub async fn publish(
             "the body is empty; send the component's bytes (curl --data-binary @preset.wasm)",
         ));
     }
-    let listing = state.catalog.publish(body).await?;
-    Ok((StatusCode::CREATED, Json(version_json(&listing))))
+    let (listing, cost) = state.catalog.publish(body).await?;
+    let mut view = version_view(&listing);
+    // What compiling cost this host: wall time, the compile process's peak memory, and
+    // whether an artifact compiled before was used instead.
+    view.compile = Some(wire::CompileCost {
+        ms: cost.ms,
+        peak_rss_mib: cost.peak_rss_mib.unwrap_or(0),
+        cached: cost.from == crate::preset::runtime::CompiledFrom::Cache,
+    });
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `DELETE /v1/presets/{name}/{version}`: yanks the version.
+#[utoipa::path(
+    delete, path = "/v1/presets/{name}/{version}", tag = "presets",
+    params(("name" = String, Path), ("version" = String, Path, description = "An exact version, as 1.2.0")),
+    responses((status = 200, description = "The yanked version", body = mediahost_api::PresetVersion), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("admin_token" = []))
+)]
 pub async fn yank(
     State(state): State<SharedState>,
     _admin: Admin,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PresetVersion>, ApiError> {
     let version = parse_version(&name, &version)?;
     let listing = state.catalog.yank(&name, &version).await?;
-    Ok(Json(version_json(&listing)))
-}
-
-/// An input of a dry run: an object URI to probe, or media info as a job's round would get it.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DryRunInput {
-    Uri(String),
-    Media(Box<model::MediaInfo>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DryRunRequest {
-    inputs: BTreeMap<String, DryRunInput>,
-    #[serde(default)]
-    params: Map<String, Value>,
-    #[serde(default = "first_round")]
-    round: u32,
-    #[serde(default)]
-    produced: BTreeMap<String, model::MediaInfo>,
-    #[serde(default)]
-    analyses: Vec<model::AnalysisResult>,
-}
-
-fn first_round() -> u32 {
-    1
+    Ok(Json(version_view(&listing)))
 }
 
 /// How long a dry run waits for its turn before it is answered `503 HOST_OVERLOADED`.
 const DRY_RUN_WAIT: Duration = Duration::from_secs(10);
 
 /// `POST /v1/presets/{name}/{version}/plan`: one planning call, validated and rendered, not run.
+#[utoipa::path(
+    post, path = "/v1/presets/{name}/{version}/plan", tag = "presets",
+    params(("name" = String, Path), ("version" = String, Path, description = "An exact version, as 1.2.0")),
+    request_body = mediahost_api::DryRunRequest,
+    responses((status = 200, description = "The round's plan, validated and rendered", body = mediahost_api::DryRunAnswer), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn dry_run(
     State(state): State<SharedState>,
     Path((name, version)): Path<(String, String)>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::DryRunAnswer>, ApiError> {
     let listing = listing(&state, &name, &version).await?;
-    let req: DryRunRequest = parse_body(&body)?;
+    let req: wire::DryRunRequest = parse_body(&body)?;
     // One permit covers probing the inputs and the preset call: both are work an anonymous
     // client can ask of this process.
     let _turn = tokio::time::timeout(DRY_RUN_WAIT, state.dry_runs.acquire())
@@ -292,8 +309,8 @@ pub async fn dry_run(
     let mut inputs = BTreeMap::new();
     for (input, given) in req.inputs {
         let info = match given {
-            DryRunInput::Media(info) => *info,
-            DryRunInput::Uri(uri) => probe_uri(&state, &input, &uri).await?,
+            wire::DryRunInput::Media(info) => media_info(&input, info)?,
+            wire::DryRunInput::Uri(uri) => probe_uri(&state, &input, &uri).await?,
         };
         inputs.insert(input, info);
     }
@@ -303,13 +320,39 @@ pub async fn dry_run(
         DryRun {
             round: req.round,
             inputs,
-            produced: req.produced,
-            analyses: req.analyses,
+            produced: req
+                .produced
+                .into_iter()
+                .map(|(name, info)| Ok((name.clone(), media_info(&name, info)?)))
+                .collect::<Result<_, ApiError>>()?,
+            analyses: req
+                .analyses
+                .into_iter()
+                .map(|a| {
+                    serde_json::from_value(Value::Object(a)).map_err(|e| {
+                        ApiError::new(
+                            ErrorCode::RequestMalformed,
+                            format!("an analysis result is not one a preset is given: {e}"),
+                        )
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
             params: resolved,
         },
     )
     .await?;
     Ok(Json(answer))
+}
+
+/// Media info a client passed for `name`, read as the preset would be given it.
+fn media_info(name: &str, info: wire::Object) -> Result<model::MediaInfo, ApiError> {
+    serde_json::from_value(Value::Object(info)).map_err(|e| {
+        ApiError::new(
+            ErrorCode::RequestMalformed,
+            format!("'{name}' is neither an object URI nor media info as ffprobe's summary: {e}"),
+        )
+        .with("input", name)
+    })
 }
 
 /// Downloads an input into a scratch directory of its own and probes it, as a worker would.

@@ -5,14 +5,14 @@
 //!
 //! Not here: receiving the bytes (the store's, or [`super::objects`] for local storage).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use mediahost_api::{NewUpload, UploadGrant};
 
 use super::{SharedState, parse_body};
 use crate::error::{ApiError, ErrorCode};
@@ -20,13 +20,6 @@ use crate::storage::ObjectKey;
 
 /// How long an upload URL stays valid.
 const UPLOAD_TTL: Duration = Duration::from_secs(3600);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUpload {
-    filename: Option<String>,
-    size_bytes: Option<u64>,
-}
 
 /// Keeps the safe characters of a client's file name, so it can be part of a key.
 fn clean_filename(name: &str) -> String {
@@ -50,10 +43,16 @@ fn clean_filename(name: &str) -> String {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/uploads", tag = "uploads",
+    request_body(content = Option<mediahost_api::NewUpload>),
+    responses((status = 201, description = "Where to PUT the bytes", body = mediahost_api::UploadGrant), (status = "default", description = "A problem document (RFC 9457) with a stable `code`", body = mediahost_api::Problem, content_type = "application/problem+json")),
+    security(("api_token" = []))
+)]
 pub async fn create(
     State(state): State<SharedState>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UploadGrant>), ApiError> {
     let req: NewUpload = parse_body(&body)?;
     let filename = clean_filename(req.filename.as_deref().unwrap_or("upload"));
     let key = ObjectKey::parse(&format!("uploads/{}/{filename}", uuid::Uuid::new_v4()))
@@ -76,17 +75,17 @@ pub async fn create(
         .await
         .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))?;
     let expires = humantime::format_rfc3339_seconds(SystemTime::now() + UPLOAD_TTL).to_string();
-    let mut grant = json!({
-        "uri": state.storage.uri(&key),
-        "upload_url": url,
-        "method": "PUT",
-        "expires_at": expires,
-        "max_bytes": req.size_bytes.unwrap_or(state.max_upload_bytes),
-    });
-    if let Some(size) = req.size_bytes {
-        grant["size_bytes"] = size.into();
-        grant["headers"] = json!({"content-length": size.to_string()});
-    }
+    let grant = UploadGrant {
+        uri: state.storage.uri(&key),
+        upload_url: url,
+        method: "PUT".to_owned(),
+        expires_at: expires,
+        max_bytes: req.size_bytes.unwrap_or(state.max_upload_bytes),
+        size_bytes: req.size_bytes,
+        headers: req
+            .size_bytes
+            .map(|size| BTreeMap::from([("content-length".to_owned(), size.to_string())])),
+    };
     Ok((StatusCode::CREATED, Json(grant)))
 }
 

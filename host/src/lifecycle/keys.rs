@@ -89,6 +89,16 @@ impl Keys {
         format!("{}:metrics", self.prefix)
     }
 
+    /// The buckets and sums of the duration histograms (see `metrics`).
+    pub fn metrics_histograms(&self) -> String {
+        format!("{}:metrics:histograms", self.prefix)
+    }
+
+    /// The presets the histograms have series for, scored by when each was first observed.
+    pub fn metrics_presets(&self) -> String {
+        format!("{}:metrics:presets", self.prefix)
+    }
+
     /// The channel every job's end (its terminal transition) is announced on, by job id.
     pub fn ended(&self) -> String {
         format!("{}:jobs:ended", self.prefix)

@@ -207,8 +207,7 @@ impl Lifecycle {
     /// What an ended job announces: its webhook event (if it has a webhook) and its id on the
     /// endings channel ([`Endings`]).
     fn ended_into(&self, pipe: &mut redis::Pipeline, job: &Job) {
-        let view = serde_json::to_value(job).unwrap_or_default();
-        self.outbox.enqueue_into(pipe, job, view);
+        self.outbox.enqueue_into(pipe, job);
         pipe.cmd("PUBLISH")
             .arg(self.keys.ended())
             .arg(job.id.to_string())
@@ -352,6 +351,7 @@ impl Lifecycle {
         self.metrics.job_event_into(
             &mut pipe,
             Event::Started {
+                preset: &job.preset.name,
                 wait_s: job.timings.queue_s.unwrap_or(0.0),
             },
         );

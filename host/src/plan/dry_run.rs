@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mediahost_api as wire;
 use serde_json::{Map, Value, json};
 
 use super::session::{self, Executor, LogLine, Sandboxed, Session, Stage, Written};
@@ -35,7 +36,7 @@ pub struct DryRun {
 /// The dry run's executor: renders each step with relative paths and keeps the commands.
 #[derive(Default)]
 struct Renderer {
-    commands: Vec<Value>,
+    commands: Vec<wire::RenderedCommand>,
     logs: Vec<PresetLog>,
 }
 
@@ -62,17 +63,21 @@ impl Executor for Renderer {
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        self.commands.push(json!({
-            "step": step.step().name,
-            "argv": argv,
-            "command": render::shell_line(&rendered.argv),
-            "outputs": rendered.outputs.iter().map(|o| json!({
-                "name": o.name,
-                "container": o.container,
-                "path": o.path.display().to_string(),
-                "objects": o.layout.planned_objects(),
-            })).collect::<Vec<_>>(),
-        }));
+        self.commands.push(wire::RenderedCommand {
+            step: step.step().name.clone(),
+            argv,
+            command: render::shell_line(&rendered.argv),
+            outputs: rendered
+                .outputs
+                .iter()
+                .map(|o| wire::RenderedOutput {
+                    name: o.name.clone(),
+                    container: o.container.clone(),
+                    path: o.path.display().to_string(),
+                    objects: json!(o.layout.planned_objects()),
+                })
+                .collect(),
+        });
         Ok(Vec::new())
     }
 
@@ -111,12 +116,17 @@ fn named(
         .collect()
 }
 
+/// Each item as JSON, for the parts of a dry run's answer the contract leaves open.
+fn values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
+    items.iter().map(|i| json!(i)).collect()
+}
+
 /// Calls `plan` once and describes what a job would do with the answer.
 pub async fn plan(
     runtime: Arc<Runtime>,
     preset: Arc<Preset>,
     req: DryRun,
-) -> Result<Value, JobError> {
+) -> Result<wire::DryRunAnswer, JobError> {
     let request = model::PlanRequest {
         round: req.round,
         inputs: named(&req.inputs, model::MediaRef::Input),
@@ -137,29 +147,34 @@ pub async fn plan(
             session.run_steps(&work.steps, Stage::Work).await?;
             // Shown, not checked: they may measure what this round's steps would produce,
             // which a dry run does not.
-            ("next", work.steps, work.analyses, None)
+            (wire::Decision::Next, work.steps, work.analyses, None)
         }
         ValidatedRound::Finish(finish) => {
             session.run_steps(&finish.steps, Stage::Deliver).await?;
             let steps = finish.steps.clone();
-            ("finish", steps, Vec::new(), Some(finish))
+            (wire::Decision::Finish, steps, Vec::new(), Some(finish))
         }
     };
     let steps: Vec<&model::Step> = steps.iter().map(|s| s.step()).collect();
-    let mut answer = json!({
-        "preset": {"name": preset.name, "version": preset.version.to_string(), "sha256": preset.sha256},
-        "round": req.round,
-        "decision": kind,
-        "inputs": req.inputs,
-        "steps": steps,
-        "commands": renderer.commands,
-        "analyses": analyses,
-        "report": finish.as_ref().map(|f| session::report_json(&f.report)),
-        "logs": renderer.logs,
-    });
-    if let Some(finish) = finish {
-        answer["packages"] = json!(finish.packages);
-        answer["documents"] = json!(finish.documents);
-    }
-    Ok(answer)
+    Ok(wire::DryRunAnswer {
+        preset: wire::PresetPin {
+            name: preset.name.clone(),
+            version: preset.version.to_string(),
+            sha256: preset.sha256.clone(),
+        },
+        round: req.round,
+        decision: kind,
+        inputs: req
+            .inputs
+            .iter()
+            .map(|(name, info)| (name.clone(), json!(info)))
+            .collect(),
+        steps: values(&steps),
+        commands: renderer.commands,
+        analyses: values(&analyses),
+        report: finish.as_ref().map(|f| session::report_json(&f.report)),
+        logs: values(&renderer.logs),
+        packages: finish.as_ref().map(|f| values(&f.packages)),
+        documents: finish.as_ref().map(|f| values(&f.documents)),
+    })
 }

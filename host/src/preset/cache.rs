@@ -5,6 +5,10 @@
 //! changes with the wasmtime version and its settings), so a stale artifact is never used: it
 //! simply misses. A corrupt or incompatible file is removed and the component compiled again.
 //!
+//! The artifacts are `Component::serialize()` output, whether this process compiled the component
+//! or a `compile-preset` child did (`preset::compile`), which writes to a
+//! [`temp_path`](ArtifactCache::temp_path) that is then [`adopt`](ArtifactCache::adopt)ed.
+//!
 //! Not here: which components exist (that is `preset::catalog`).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -76,6 +80,32 @@ impl ArtifactCache {
             .and_then(|bytes| write_atomically(&path, &bytes))
         {
             tracing::warn!(file = %path.display(), error = %e, "could not cache a compiled preset");
+        }
+    }
+}
+
+impl ArtifactCache {
+    /// A fresh file name in the cache directory for an artifact being written (by a compile
+    /// child), to be [`adopt`](Self::adopt)ed or removed.
+    pub fn temp_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("compiling-{}.tmp", uuid::Uuid::new_v4()))
+    }
+
+    /// Makes a complete artifact written at `written` (see [`temp_path`](Self::temp_path)) the
+    /// cached artifact of `sha256`, by renaming it into place. A failure only costs a compile
+    /// next time.
+    pub fn adopt(&self, sha256: &str, written: &Path) {
+        let renamed = if is_hex_digest(sha256) {
+            std::fs::File::open(written)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(written, self.path(sha256)))
+        } else {
+            Err(std::io::Error::other("not a digest"))
+        };
+        if let Err(e) = renamed {
+            tracing::warn!(file = %written.display(), error = %e, "could not cache a compiled preset");
+            let _ = std::fs::remove_file(written);
         }
     }
 }

@@ -11,10 +11,17 @@
 //! and also reconciles its registry with the index on a timer, so a missed message (a dropped
 //! connection, a process that was starting) delays a change by one period at most.
 //!
+//! A process loads what is published in the background ([`Catalog::spawn_load_at_start`]): it
+//! answers at once, and `/readyz` says how far loading is ([`Catalog::loading`]). A lookup of a
+//! version that is published but still loading (at start, or being compiled after an
+//! announcement) waits for it, up to [`Catalog::loading_wait`], then fails `PRESET_LOADING`,
+//! instead of answering that the version does not exist. Compiles run one at a time in a
+//! process, in a child process of their own (`preset::compile`).
+//!
 //! Not here: compiling and calling components (`preset::runtime`), resolution (`preset::registry`).
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,7 @@ use redis::AsyncCommands;
 use semver::Version;
 use tokio::sync::watch;
 
+use super::compile::CompileCost;
 use super::registry::{self, Listing, Origin, Preset, PresetRecord, Registry};
 use super::runtime::{CompiledFrom, Runtime};
 use crate::error::{ApiError, ErrorCode};
@@ -44,7 +52,37 @@ pub struct Catalog {
     reconciling: tokio::sync::Mutex<()>,
     /// Index entries this process could not load, with why (see [`Failure`]).
     failing: Mutex<HashMap<String, Failure>>,
+    /// Index entries (`name@version`) a load is under way or due for: lookups of them wait.
+    pending: Mutex<HashSet<String>>,
+    /// How far loading at start is, for `/readyz`.
+    loading: Mutex<Loading>,
+    /// Index entries known at start and not yet attempted (they count in [`Loading`]).
+    at_start: Mutex<HashSet<String>>,
+    /// Bumped whenever a load attempt ends or loading at start advances; lookups that wait for
+    /// a version watch it.
+    attempts: watch::Sender<u64>,
+    /// What loading at start found wrong, for `/healthz`.
+    warnings: Mutex<Vec<String>>,
+    /// The bundled components are being read at start: until they are, which names and
+    /// versions they hold is unknown, so every resolve waits.
+    seeding: std::sync::atomic::AtomicBool,
+    /// How long a lookup of a version that is still loading waits for it.
+    pub loading_wait: Duration,
 }
+
+/// How far a process is with loading the published versions and bundled components it knew of
+/// at start. `attempted` counts failures too: a version that does not load does not keep a
+/// process unready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loading {
+    pub attempted: usize,
+    pub total: usize,
+    /// Every one of them was attempted.
+    pub done: bool,
+}
+
+/// How long a lookup waits for a version that is still loading, by default.
+pub const LOADING_WAIT: Duration = Duration::from_secs(60);
 
 /// Why an index entry did not load here. Bytes that were refused (they do not compile, link or
 /// describe themselves, or are not what the entry says) are refused again until the entry names
@@ -111,6 +149,153 @@ impl Catalog {
             prefix: prefix.to_owned(),
             reconciling: tokio::sync::Mutex::new(()),
             failing: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashSet::new()),
+            loading: Mutex::new(Loading {
+                attempted: 0,
+                total: 0,
+                done: true,
+            }),
+            at_start: Mutex::new(HashSet::new()),
+            attempts: watch::Sender::new(0),
+            warnings: Mutex::new(Vec::new()),
+            seeding: std::sync::atomic::AtomicBool::new(false),
+            loading_wait: LOADING_WAIT,
+        }
+    }
+
+    /// How far loading at start is.
+    pub fn loading(&self) -> Loading {
+        *self.loading.lock().expect("loading lock")
+    }
+
+    /// What loading at start found wrong (refused bundled components, versions that did not
+    /// load), for `/healthz`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().expect("warnings lock").clone()
+    }
+
+    fn warn(&self, why: String) {
+        tracing::warn!("{why}");
+        self.warnings.lock().expect("warnings lock").push(why);
+    }
+
+    fn bump(&self) {
+        self.attempts.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A load of `key` ended (or was found not needed): lookups waiting for it look again.
+    fn settled(&self, key: &str) {
+        self.pending.lock().expect("pending lock").remove(key);
+        if self.at_start.lock().expect("at_start lock").remove(key) {
+            self.loading.lock().expect("loading lock").attempted += 1;
+        }
+        self.bump();
+    }
+
+    /// Whether a load of `name` (`version`: of that exact version) is under way or due.
+    fn pending_has(&self, name: &str, version: Option<&Version>) -> bool {
+        let pending = self.pending.lock().expect("pending lock");
+        match version {
+            Some(v) => pending.contains(&field(name, v)),
+            None => pending
+                .iter()
+                .any(|k| k.rsplit_once('@').is_some_and(|(n, _)| n == name)),
+        }
+    }
+
+    fn still_loading(name: &str, version: Option<&Version>, waited: Duration) -> ApiError {
+        let what = match version {
+            Some(v) => format!("{name}@{v}"),
+            None => format!("a version of {name}"),
+        };
+        ApiError::new(
+            ErrorCode::PresetLoading,
+            format!(
+                "{what} is published but this process is still loading it (waited {} s); \
+                 retry shortly (GET /readyz shows how far loading is)",
+                waited.as_secs()
+            ),
+        )
+        .with("preset", name)
+    }
+
+    /// Loads, in the background, the bundled components of `presets_dir` (publishing those not
+    /// published yet, see [`Catalog::seed_dir`]) and every published version, one compile at a
+    /// time. [`Catalog::loading`] says how far it is from the moment this returns.
+    pub fn spawn_load_at_start(
+        self: &Arc<Self>,
+        presets_dir: PathBuf,
+    ) -> tokio::task::JoinHandle<()> {
+        {
+            let mut loading = self.loading.lock().expect("loading lock");
+            *loading = Loading {
+                attempted: 0,
+                total: 0,
+                done: false,
+            };
+            self.seeding
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            catalog.load_at_start(&presets_dir).await;
+            let loading = {
+                let mut loading = catalog.loading.lock().expect("loading lock");
+                loading.done = true;
+                loading.attempted = loading.total;
+                *loading
+            };
+            catalog.at_start.lock().expect("at_start lock").clear();
+            catalog.bump();
+            tracing::info!(
+                attempted = loading.total,
+                presets = catalog.registry.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "presets loaded; ready"
+            );
+        })
+    }
+
+    async fn load_at_start(&self, presets_dir: &Path) {
+        // What is published now counts, and lookups of it wait, from the start.
+        let mut conn = self.redis.clone();
+        let keys: Vec<String> = conn.hkeys(self.index_key()).await.unwrap_or_default();
+        let files = wasm_files(presets_dir).map(|f| f.len()).unwrap_or(0);
+        {
+            let mut pending = self.pending.lock().expect("pending lock");
+            let mut at_start = self.at_start.lock().expect("at_start lock");
+            for key in &keys {
+                pending.insert(key.clone());
+                at_start.insert(key.clone());
+            }
+            self.loading.lock().expect("loading lock").total = keys.len() + files;
+        }
+        self.bump();
+        match self.seed_dir(presets_dir).await {
+            Ok(warnings) => self
+                .warnings
+                .lock()
+                .expect("warnings lock")
+                .extend(warnings),
+            Err(e) => self.warn(format!("{e:#}")),
+        }
+        self.seeding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.bump();
+        let reconciled = self.reconcile().await;
+        if reconciled.failed > 0 {
+            self.warn(format!(
+                "{} published preset versions could not be loaded; see the log",
+                reconciled.failed
+            ));
+        }
+        if self.registry.is_empty() {
+            self.warn(format!(
+                "no presets loaded from {} or the catalog; point --presets-dir at \
+                 presets-wasm/released or publish one with `mediahost preset push`",
+                presets_dir.display()
+            ));
         }
     }
 
@@ -130,17 +315,27 @@ impl Catalog {
         format!("{}:presets:events", self.prefix)
     }
 
-    /// Compiles and checks a component off the async threads.
-    async fn load(&self, bytes: Bytes) -> Result<(Arc<Preset>, CompiledFrom), ApiError> {
+    /// Compiles and checks a component off the async threads (compiles run one at a time in
+    /// a process, in a child process: see `preset::compile`), and logs what it cost.
+    async fn load(&self, bytes: Bytes) -> Result<(Arc<Preset>, CompileCost), ApiError> {
         let runtime = self.runtime.clone();
-        tokio::task::spawn_blocking(move || registry::load(&runtime, &bytes))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::new(e.code, e.message))
+        let (preset, cost) =
+            tokio::task::spawn_blocking(move || registry::load_with_cost(&runtime, &bytes))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::new(e.code, e.message))?;
+        tracing::info!(
+            preset = %preset.name, version = %preset.version, sha256 = %preset.sha256,
+            ms = cost.ms, peak_rss_mib = cost.peak_rss_mib,
+            cached = cost.from == CompiledFrom::Cache,
+            "loaded preset component"
+        );
+        Ok((preset, cost))
     }
 
     /// Publishes an uploaded component: checks it, stores it, indexes it and announces it.
-    pub async fn publish(&self, bytes: Bytes) -> Result<Listing, ApiError> {
+    /// Returns the listing and what compiling the component cost.
+    pub async fn publish(&self, bytes: Bytes) -> Result<(Listing, CompileCost), ApiError> {
         if bytes.len() > MAX_COMPONENT_BYTES {
             return Err(ApiError::new(
                 ErrorCode::PresetTooLarge,
@@ -150,7 +345,7 @@ impl Catalog {
                 ),
             ));
         }
-        let (preset, _) = self.load(bytes.clone()).await?;
+        let (preset, cost) = self.load(bytes.clone()).await?;
         let mut conn = self.redis.clone();
         let existing: Option<String> = conn
             .hget(self.index_key(), field(&preset.name, &preset.version))
@@ -170,8 +365,9 @@ impl Catalog {
             yanked_at: None,
         };
         self.registry.insert(listing.clone());
+        self.settled(&field(&listing.record.name, &listing.record.version));
         tracing::info!(preset = %listing.record.name, version = %listing.record.version, sha256 = %listing.record.sha256, "published preset");
-        Ok(listing)
+        Ok((listing, cost))
     }
 
     /// Stores the component, then adds its record to the index if the version is new, then
@@ -275,26 +471,24 @@ impl Catalog {
     /// whose version is already published with other bytes is not used: a published version is
     /// immutable. Returns warnings for `/healthz`.
     pub async fn seed_dir(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read the presets directory {}: {e}; point --presets-dir at a directory \
-                 of .wasm files (the released built-in presets are in presets-wasm/released)",
-                dir.display()
-            )
-        })?;
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        paths.sort();
+        let paths = wasm_files(dir)?;
         let mut warnings = Vec::new();
         for path in paths {
+            self.seed_file(&path, &mut warnings).await;
+            self.loading.lock().expect("loading lock").attempted += 1;
+            self.bump();
+        }
+        Ok(warnings)
+    }
+
+    async fn seed_file(&self, path: &Path, warnings: &mut Vec<String>) {
+        {
             let shown = path.display().to_string();
-            let bytes = match std::fs::read(&path) {
+            let bytes = match std::fs::read(path) {
                 Ok(b) => Bytes::from(b),
                 Err(e) => {
                     warnings.push(format!("preset {shown} refused: cannot read: {e}"));
-                    continue;
+                    return;
                 }
             };
             let (preset, _) = match self.load(bytes.clone()).await {
@@ -302,7 +496,7 @@ impl Catalog {
                 Err(e) => {
                     tracing::warn!(file = %shown, reason = %e.detail, "refused preset component");
                     warnings.push(format!("preset {shown} refused: {}", e.detail));
-                    continue;
+                    return;
                 }
             };
             let record = record_of(&preset, bytes.len(), Origin::Bundled);
@@ -328,19 +522,20 @@ impl Catalog {
                             );
                             tracing::warn!("{why}");
                             warnings.push(why);
-                            continue;
+                            return;
                         }
                     }
                 }
             };
             tracing::info!(preset = %record.name, version = %record.version, file = %shown, "loaded preset");
+            let key = field(&record.name, &record.version);
             self.registry.insert(Listing {
                 preset,
                 record,
                 yanked_at: None,
             });
+            self.settled(&key);
         }
-        Ok(warnings)
     }
 
     /// Brings the registry in step with the index: loads versions this process lacks, applies
@@ -361,8 +556,33 @@ impl Catalog {
                 return Reconciled::default();
             }
         };
+        // Lookups of what is about to load wait for it rather than miss.
+        let due: Vec<String> = index
+            .iter()
+            .filter(|(key, json)| {
+                parse_record(json).is_ok_and(|r| {
+                    !self.registry.has(&r.name, &r.version, &r.sha256)
+                        && !self.refused_before(key, &r.sha256)
+                })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .extend(due.iter().cloned());
+        // Should this reconcile be dropped half-way (a lookup that stopped waiting), what it
+        // had not reached is not left pending.
+        let _unmark = Unmark {
+            catalog: self,
+            keys: due,
+        };
         let mut done = Reconciled::default();
         for (key, json) in index {
+            let _settle = Settle {
+                catalog: self,
+                key: &key,
+            };
             let yanked_at = yanked.get(&key).cloned();
             let record = match parse_record(&json) {
                 Ok(r) => r,
@@ -372,13 +592,7 @@ impl Catalog {
                     continue;
                 }
             };
-            let refused_before = self
-                .failing
-                .lock()
-                .expect("failing lock")
-                .get(&key)
-                .is_some_and(|f| f.refused.as_deref() == Some(record.sha256.as_str()));
-            if refused_before {
+            if self.refused_before(&key, &record.sha256) {
                 done.failed += 1;
                 done.remembered += 1;
                 continue;
@@ -389,7 +603,8 @@ impl Catalog {
             {
                 let started = Instant::now();
                 match self.load_published(&record).await {
-                    Ok((preset, from)) => {
+                    Ok((preset, cost)) => {
+                        let from = cost.from;
                         tracing::info!(
                             preset = %record.name, version = %record.version, ?from,
                             ms = started.elapsed().as_millis() as u64,
@@ -416,7 +631,17 @@ impl Catalog {
         done
     }
 
+    /// Whether these bytes of this index entry were refused here before.
+    fn refused_before(&self, key: &str, sha256: &str) -> bool {
+        self.failing
+            .lock()
+            .expect("failing lock")
+            .get(key)
+            .is_some_and(|f| f.refused.as_deref() == Some(sha256))
+    }
+
     fn note_failure(&self, key: &str, failure: Failure) {
+        self.pending.lock().expect("pending lock").remove(key);
         let mut failing = self.failing.lock().expect("failing lock");
         if failing.get(key) != Some(&failure) {
             let reason = &failure.why;
@@ -433,7 +658,7 @@ impl Catalog {
     async fn load_published(
         &self,
         record: &PresetRecord,
-    ) -> Result<(Arc<Preset>, CompiledFrom), Failure> {
+    ) -> Result<(Arc<Preset>, CompileCost), Failure> {
         let bytes = self
             .storage
             .get_bytes(&blob_key(&record.sha256), MAX_COMPONENT_BYTES as u64)
@@ -470,32 +695,103 @@ impl Catalog {
     }
 
     /// One exact version, loading it from the catalog if this process does not have it yet
-    /// (a job can reach a worker before the announcement of its version does).
+    /// (a job can reach a worker before the announcement of its version does). `None` when it
+    /// is not published, or did not load here, or is still loading after [`Self::loading_wait`].
     pub async fn get(&self, name: &str, version: &Version) -> Option<Arc<Preset>> {
-        if let Some(p) = self.registry.get(name, version) {
-            return Some(p);
-        }
-        self.reconcile().await;
-        self.registry.get(name, version)
+        self.lookup(name, version).await.ok().flatten()
     }
 
-    /// Resolves a requirement; when nothing matches, catches up with the index once first.
+    /// Like [`Self::get`], telling a version that is still loading (`PRESET_LOADING`, after
+    /// waiting up to [`Self::loading_wait`] for it) from one that is not here (`None`).
+    pub async fn lookup(
+        &self,
+        name: &str,
+        version: &Version,
+    ) -> Result<Option<Arc<Preset>>, ApiError> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.loading_wait;
+        loop {
+            let mut changed = self.attempts.subscribe();
+            if let Some(p) = self.registry.get(name, version) {
+                return Ok(Some(p));
+            }
+            // At start, before the bundled components are read, any version may be on its way.
+            if !self.pending_has(name, Some(version)) && self.loading().done {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return Err(Self::still_loading(name, Some(version), started.elapsed()));
+            }
+        }
+        // Not loading here: it may be published but not announced to this process yet. A
+        // version that is not published, or whose bytes were refused here, is answered at once.
+        let key = field(name, version);
+        let entry: Option<String> = self
+            .redis
+            .clone()
+            .hget(self.index_key(), &key)
+            .await
+            .map_err(redis_failed)?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        if let Ok(record) = parse_record(&entry)
+            && self.refused_before(&key, &record.sha256)
+        {
+            return Ok(None);
+        }
+        match tokio::time::timeout_at(deadline, self.reconcile()).await {
+            Ok(_) => Ok(self.registry.get(name, version)),
+            Err(_) => Err(Self::still_loading(name, Some(version), started.elapsed())),
+        }
+    }
+
+    /// Resolves a requirement. While versions of the preset are loading, waits for them (up to
+    /// [`Self::loading_wait`]) so that the newest one is not missed; when nothing matches,
+    /// catches up with the index once.
     pub async fn resolve(
         &self,
         name: &str,
         requirement: Option<&str>,
     ) -> Result<Arc<Preset>, ApiError> {
-        match self.registry.resolve(name, requirement) {
-            Err(e)
-                if matches!(
-                    e.code,
-                    ErrorCode::PresetNotFound | ErrorCode::PresetVersionNotFound
-                ) =>
-            {
-                self.reconcile().await;
-                self.registry.resolve(name, requirement)
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.loading_wait;
+        let missing = |r: &Result<Arc<Preset>, ApiError>| {
+            matches!(r, Err(e) if matches!(
+                e.code,
+                ErrorCode::PresetNotFound | ErrorCode::PresetVersionNotFound
+            ))
+        };
+        let found = loop {
+            let mut changed = self.attempts.subscribe();
+            let found = self.registry.resolve(name, requirement);
+            // A version of it is loading: it may be the newest match. At start, until the
+            // bundled components are read, any name and version may be on its way.
+            let wait = self.pending_has(name, None)
+                || self.seeding.load(std::sync::atomic::Ordering::SeqCst)
+                || (missing(&found) && !self.loading().done);
+            if !wait {
+                break found;
             }
-            other => other,
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return match found {
+                    Ok(p) => Ok(p),
+                    Err(_) => Err(Self::still_loading(name, None, started.elapsed())),
+                };
+            }
+        };
+        if !missing(&found) {
+            return found;
+        }
+        match tokio::time::timeout_at(deadline, self.reconcile()).await {
+            Ok(_) => self.registry.resolve(name, requirement),
+            Err(_) => Err(Self::still_loading(name, None, started.elapsed())),
         }
     }
 
@@ -556,6 +852,52 @@ impl Catalog {
         pubsub.subscribe(self.channel()).await?;
         Ok(pubsub.into_on_message())
     }
+}
+
+/// Marks an index entry settled when a reconcile is done with it, whichever way.
+struct Settle<'a> {
+    catalog: &'a Catalog,
+    key: &'a str,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.catalog.settled(self.key);
+    }
+}
+
+/// Unmarks the entries a reconcile marked pending, when it ends or is dropped.
+struct Unmark<'a> {
+    catalog: &'a Catalog,
+    keys: Vec<String>,
+}
+
+impl Drop for Unmark<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.catalog.pending.lock().expect("pending lock");
+        for key in &self.keys {
+            pending.remove(key);
+        }
+        drop(pending);
+        self.catalog.bump();
+    }
+}
+
+/// The `.wasm` files of a presets directory, sorted.
+pub fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the presets directory {}: {e}; point --presets-dir at a directory \
+             of .wasm files (the released built-in presets are in presets-wasm/released)",
+            dir.display()
+        )
+    })?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 /// An index entry as read back from Redis, which anyone with access to it could have written:
@@ -640,18 +982,14 @@ mod tests {
     /// names other bytes; a component that could not be fetched is tried every time.
     #[tokio::test]
     async fn refused_bytes_are_remembered_until_the_entry_changes() {
-        let server = crate::lifecycle::tests::redis_server().await;
-        let client = redis::Client::open(server.url.as_str()).unwrap();
-        let manager = redis::aio::ConnectionManager::new(client.clone())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(Storage::Local(
-            crate::storage::local::LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap(),
-        ));
-        let runtime =
-            Arc::new(Runtime::new(crate::preset::runtime::SandboxLimits::default(), None).unwrap());
-        let catalog = Catalog::new(manager.clone(), client, storage.clone(), runtime, "t");
+        let Fixture {
+            _server,
+            _dir,
+            manager,
+            storage,
+            catalog,
+            ..
+        } = fixture().await;
         let publish = async |bytes: &'static [u8]| {
             let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
             storage
@@ -708,6 +1046,176 @@ mod tests {
             let missing = catalog.reconcile().await;
             assert_eq!((missing.failed, missing.remembered), (1, 0));
         }
+    }
+
+    /// A catalog on a fresh Redis and local storage, compiling in this process.
+    struct Fixture {
+        _server: crate::lifecycle::tests::Server,
+        _dir: tempfile::TempDir,
+        manager: redis::aio::ConnectionManager,
+        storage: Arc<Storage>,
+        runtime: Arc<Runtime>,
+        catalog: Catalog,
+    }
+
+    async fn fixture() -> Fixture {
+        let server = crate::lifecycle::tests::redis_server().await;
+        let client = redis::Client::open(server.url.as_str()).unwrap();
+        let manager = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::Local(
+            crate::storage::local::LocalStorage::open(dir.path(), "http://127.0.0.1:1").unwrap(),
+        ));
+        let runtime =
+            Arc::new(Runtime::new(crate::preset::runtime::SandboxLimits::default(), None).unwrap());
+        let catalog = Catalog::new(
+            manager.clone(),
+            client,
+            storage.clone(),
+            runtime.clone(),
+            "t",
+        );
+        Fixture {
+            _server: server,
+            _dir: dir,
+            manager,
+            storage,
+            runtime,
+            catalog,
+        }
+    }
+
+    fn released(file: &str) -> Bytes {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../presets-wasm/released")
+            .join(file);
+        Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    }
+
+    /// However many publishes want a compile at once, compiles run one at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compiles_run_one_at_a_time() {
+        let f = fixture().await;
+        let files = [
+            "audio-convert-1.0.0.wasm",
+            "extract-audio-1.0.0.wasm",
+            "channel-normalize-1.0.0.wasm",
+        ];
+        let published =
+            futures::future::join_all(files.iter().map(|file| f.catalog.publish(released(file))))
+                .await;
+        for (file, result) in files.iter().zip(published) {
+            let (listing, cost) = result.unwrap_or_else(|e| panic!("{file}: {}", e.detail));
+            assert_eq!(cost.from, CompiledFrom::Compiled, "{file}");
+            assert!(f.catalog.registry().has(
+                &listing.record.name,
+                &listing.record.version,
+                &listing.record.sha256
+            ));
+        }
+        assert_eq!(f.runtime.most_compiles_at_once(), 1);
+    }
+
+    /// Stores a component and indexes it, as another process's publish would.
+    async fn index_elsewhere(f: &Fixture, bytes: &Bytes) -> PresetRecord {
+        let (preset, _) = f.catalog.load(bytes.clone()).await.unwrap();
+        // Forget it: this process has not loaded it.
+        let record = record_of(&preset, bytes.len(), Origin::Uploaded);
+        f.storage
+            .put_bytes(
+                &blob_key(&record.sha256),
+                bytes.clone(),
+                &ObjectMeta::new("application/wasm", CachePolicy::Immutable),
+            )
+            .await
+            .unwrap();
+        let _: () = f
+            .manager
+            .clone()
+            .hset(
+                "t:presets",
+                field(&record.name, &record.version),
+                serde_json::to_string(&record).unwrap(),
+            )
+            .await
+            .unwrap();
+        record
+    }
+
+    /// At start, a lookup of a published version that is not loaded yet waits for it and gets
+    /// it, instead of answering that it does not exist; readiness follows the loading.
+    #[tokio::test]
+    async fn a_lookup_of_a_loading_version_waits_then_resolves() {
+        let f = fixture().await;
+        let record = index_elsewhere(&f, &released("audio-convert-1.0.0.wasm")).await;
+        let catalog = Arc::new(f.catalog);
+        let empty = tempfile::tempdir().unwrap();
+        let loader = catalog.spawn_load_at_start(empty.path().to_owned());
+        let loading = catalog.loading();
+        assert!(!loading.done, "{loading:?}");
+        assert!(catalog.registry().is_empty(), "not loaded yet");
+
+        let found = catalog
+            .lookup(&record.name, &record.version)
+            .await
+            .expect("waits, does not fail")
+            .expect("found once loaded");
+        assert_eq!(found.sha256, record.sha256);
+        let resolved = catalog.resolve(&record.name, Some("^1")).await.unwrap();
+        assert_eq!(resolved.version, record.version);
+
+        loader.await.unwrap();
+        let loading = catalog.loading();
+        assert!(loading.done);
+        assert_eq!((loading.attempted, loading.total), (1, 1));
+    }
+
+    /// A version still loading when the wait runs out is `PRESET_LOADING`, not "not found"; once
+    /// nothing is loading, an unknown version is simply not there.
+    #[tokio::test]
+    async fn a_version_still_loading_after_the_wait_is_preset_loading() {
+        let mut f = fixture().await;
+        f.catalog.loading_wait = Duration::from_millis(200);
+        let version = Version::new(1, 0, 0);
+        f.catalog
+            .pending
+            .lock()
+            .unwrap()
+            .insert(field("audio-convert", &version));
+        let started = Instant::now();
+        let err = f
+            .catalog
+            .lookup("audio-convert", &version)
+            .await
+            .err()
+            .expect("still loading");
+        assert_eq!(err.code, ErrorCode::PresetLoading, "{}", err.detail);
+        assert!(started.elapsed() >= Duration::from_millis(200), "it waited");
+        let err = f
+            .catalog
+            .resolve("audio-convert", None)
+            .await
+            .err()
+            .expect("still loading");
+        assert_eq!(err.code, ErrorCode::PresetLoading, "{}", err.detail);
+
+        f.catalog.settled(&field("audio-convert", &version));
+        assert!(
+            f.catalog
+                .lookup("audio-convert", &version)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let err = f
+            .catalog
+            .resolve("audio-convert", None)
+            .await
+            .err()
+            .expect("not published");
+        assert_eq!(err.code, ErrorCode::PresetNotFound);
     }
 
     #[test]

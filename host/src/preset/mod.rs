@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod compile;
 mod convert;
 pub mod params;
 pub mod registry;

@@ -3,7 +3,7 @@
 //! Validation happens once, at submit time; the job stores the resolved params (defaults filled
 //! in), so a replay sees exactly the same values. The worker turns them into WIT params.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{self, ParamKind, ParamSpec, ParamValue};
@@ -223,36 +223,41 @@ pub fn typed(specs: &[ParamSpec], resolved: &Map<String, Value>) -> Vec<model::P
 }
 
 /// The param schema as `GET /v1/presets` shows it.
-pub fn schema_json(spec: &ParamSpec) -> Value {
-    let mut v = json!({
-        "name": spec.name,
-        "description": spec.description,
-        "required": spec.required,
-    });
-    let extra = match &spec.kind {
-        ParamKind::Integer(s) => {
-            json!({"type": "integer", "min": s.min, "max": s.max, "default": s.default})
-        }
-        ParamKind::Number(s) => {
-            json!({"type": "number", "min": s.min, "max": s.max, "default": s.default})
-        }
-        ParamKind::Boolean(d) => json!({"type": "boolean", "default": d}),
-        ParamKind::Text(s) => {
-            json!({"type": "text", "max_length": s.max_length, "default": s.default})
-        }
-        ParamKind::Choice(s) => {
-            json!({"type": "choice", "options": s.options, "default": s.default})
-        }
+pub fn schema(spec: &ParamSpec) -> mediahost_api::ParamSchema {
+    use mediahost_api::ParamType;
+    let kind = match &spec.kind {
+        ParamKind::Integer(s) => ParamType::Integer {
+            min: s.min,
+            max: s.max,
+            default: s.default,
+        },
+        ParamKind::Number(s) => ParamType::Number {
+            min: s.min,
+            max: s.max,
+            default: s.default,
+        },
+        ParamKind::Boolean(default) => ParamType::Boolean { default: *default },
+        ParamKind::Text(s) => ParamType::Text {
+            max_length: s.max_length,
+            default: s.default.clone(),
+        },
+        ParamKind::Choice(s) => ParamType::Choice {
+            options: s.options.clone(),
+            default: s.default.clone(),
+        },
     };
-    if let (Value::Object(map), Value::Object(extra)) = (&mut v, extra) {
-        map.extend(extra.into_iter().filter(|(_, v)| !v.is_null()));
+    mediahost_api::ParamSchema {
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        required: spec.required,
+        kind,
     }
-    v
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn number(name: &str, min: f64, max: f64, default: Option<f64>) -> ParamSpec {
         ParamSpec {

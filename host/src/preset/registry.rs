@@ -11,6 +11,7 @@ use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::compile::CompileCost;
 use super::runtime::{CompiledFrom, CompiledPreset, LoadError, Runtime};
 use crate::error::{ApiError, ErrorCode};
 use crate::model;
@@ -27,15 +28,8 @@ pub struct Preset {
     pub compiled: CompiledPreset,
 }
 
-/// How a version came to be published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// Found in the presets directory of a host at start.
-    Bundled,
-    /// Uploaded through `POST /v1/presets`.
-    Uploaded,
-}
+/// How a version came to be published (the wire contract's name for it).
+pub use mediahost_api::PresetOrigin as Origin;
 
 /// The published facts of one version, as the catalog stores them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +59,14 @@ pub struct Registry {
 
 /// Compiles (or loads from the artifact cache), describes and checks one component.
 pub fn load(runtime: &Runtime, bytes: &[u8]) -> Result<(Arc<Preset>, CompiledFrom), LoadError> {
+    load_with_cost(runtime, bytes).map(|(preset, cost)| (preset, cost.from))
+}
+
+/// Like [`load`], with what compiling cost.
+pub fn load_with_cost(
+    runtime: &Runtime,
+    bytes: &[u8],
+) -> Result<(Arc<Preset>, CompileCost), LoadError> {
     let sha256 = hex::encode(Sha256::digest(bytes));
     let loaded = runtime.load(bytes, &sha256)?;
     let descriptor = runtime
@@ -85,7 +87,7 @@ pub fn load(runtime: &Runtime, bytes: &[u8]) -> Result<(Arc<Preset>, CompiledFro
         interface: loaded.interface,
         compiled: loaded.compiled,
     });
-    Ok((preset, loaded.from))
+    Ok((preset, loaded.cost))
 }
 
 impl Registry {

@@ -191,29 +191,39 @@ impl Worker {
         shutdown: watch::Receiver<bool>,
     ) {
         let id = delivery.job_id;
-        let held = match self.lifecycle.start(&delivery, consumer).await {
-            Ok(Start::Running(held)) => *held,
-            Ok(Start::Dead) => {
-                tracing::warn!(job = %id, "job is dead: its workers kept stopping");
-                return;
+        // Every line logged while the job is handled carries its id (`--log-format json`: the
+        // `job_id` field of each line), tasks it spawns included.
+        let span = tracing::info_span!(
+            "job",
+            job_id = %id,
+            preset = tracing::field::Empty,
+            version = tracing::field::Empty
+        );
+        async {
+            let held = match self.lifecycle.start(&delivery, consumer).await {
+                Ok(Start::Running(held)) => *held,
+                Ok(Start::Dead) => {
+                    tracing::warn!("job is dead: its workers kept stopping");
+                    return;
+                }
+                Ok(Start::Skipped(why)) => {
+                    tracing::info!(%why, "not started");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the job; it stays queued");
+                    return;
+                }
+            };
+            let span = tracing::Span::current();
+            span.record("preset", held.job.preset.name.as_str());
+            span.record("version", held.job.preset.version.to_string());
+            if let Err(e) = self.execute(held, conn.clone(), shutdown).await {
+                tracing::error!(error = %e, "could not record the job's outcome; it stays queued for another attempt");
             }
-            Ok(Start::Skipped(why)) => {
-                tracing::info!(job = %id, %why, "not started");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "cannot start the job; it stays queued");
-                return;
-            }
-        };
-        let span = tracing::info_span!("job", id = %id, preset = %held.job.preset.name, version = %held.job.preset.version);
-        if let Err(e) = self
-            .execute(held, conn.clone(), shutdown)
-            .instrument(span)
-            .await
-        {
-            tracing::error!(job = %id, error = %e, "could not record the job's outcome; it stays queued for another attempt");
         }
+        .instrument(span)
+        .await
     }
 
     /// Runs a held attempt and records how it ended. An `Err` means that could not be stored.
@@ -238,45 +248,58 @@ impl Worker {
         .await;
         tracing::info!(attempt = job.attempts, "job started");
 
-        let preset = self
-            .ctx
-            .catalog
-            .get(&job.preset.name, &job.preset.version)
-            .await
-            .filter(|p| p.sha256 == job.preset.sha256)
-            // The record came back from Redis: check it again before it steers any download.
-            .map(|p| crate::recheck::record(job, &p, &self.ctx.storage).map(|_| p));
-
         let (progress_tx, progress_rx) = watch::channel(Progress::default());
-        let progress = tokio::spawn(persist_progress(
-            self.lifecycle.clone(),
-            job.id,
-            held.consumer.clone(),
-            progress_rx,
-        ));
+        let progress = tokio::spawn(
+            persist_progress(
+                self.lifecycle.clone(),
+                job.id,
+                held.consumer.clone(),
+                progress_rx,
+            )
+            .instrument(tracing::Span::current()),
+        );
         let renew = {
             let queue = self.queue.clone();
             let consumer = held.consumer.clone();
             let delivery = held.delivery.clone();
             let every = self.queue.reclaim_after() / 3;
             let limited = self.max_running;
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if let Err(e) = queue.renew(&mut conn, &consumer, &delivery).await {
-                        tracing::warn!(error = %e, "could not renew the job's claim");
-                    }
-                    if limited > 0 {
-                        let now = crate::job::unix_ms(SystemTime::now());
-                        if let Err(e) = queue
-                            .acquire_run_permit(&mut conn, &consumer, limited, now)
-                            .await
-                        {
-                            tracing::warn!(error = %e, "could not renew the run permit");
+            tokio::spawn(
+                async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        if let Err(e) = queue.renew(&mut conn, &consumer, &delivery).await {
+                            tracing::warn!(error = %e, "could not renew the job's claim");
+                        }
+                        if limited > 0 {
+                            let now = crate::job::unix_ms(SystemTime::now());
+                            if let Err(e) = queue
+                                .acquire_run_permit(&mut conn, &consumer, limited, now)
+                                .await
+                            {
+                                tracing::warn!(error = %e, "could not renew the run permit");
+                            }
                         }
                     }
                 }
-            })
+                .instrument(tracing::Span::current()),
+            )
+        };
+
+        // Looked up with the claim renewing: a version this process is still loading (at start,
+        // or just published) is waited for, boundedly; past that the attempt fails
+        // PRESET_LOADING, which is retried.
+        let preset = match self
+            .ctx
+            .catalog
+            .lookup(&job.preset.name, &job.preset.version)
+            .await
+        {
+            Err(loading) => Some(Err(JobError::new(loading.code, "plan", loading.detail))),
+            Ok(found) => found
+                .filter(|p| p.sha256 == job.preset.sha256)
+                // The record came back from Redis: check it again before it steers any download.
+                .map(|p| crate::recheck::record(job, &p, &self.ctx.storage).map(|_| p)),
         };
 
         // The lease on the work's cache key, when this attempt ran it for the cache.
@@ -297,10 +320,13 @@ impl Worker {
                 let run_job = job.clone();
                 let lock =
                     ScratchLock::take(&self.scratch_locks, &format!("{}-{}", job.id, job.attempts));
-                let mut handle = tokio::spawn(async move {
-                    let _lock = lock;
-                    pipeline::run(&ctx, &run_job, &preset, &progress_tx).await
-                });
+                let mut handle = tokio::spawn(
+                    async move {
+                        let _lock = lock;
+                        pipeline::run(&ctx, &run_job, &preset, &progress_tx).await
+                    }
+                    .instrument(tracing::Span::current()),
+                );
                 let grace = self.shutdown_grace;
                 let stopping = async move {
                     let _ = shutdown.wait_for(|stop| *stop).await;
