@@ -287,7 +287,7 @@ fn client() -> Client {
 
 /// Runs a preset that faults in `plan`; the job must fail with PRESET_FAILED at plan, its message
 /// saying how the sandbox stopped it (`says`: "deadline" or "trapped").
-async fn preset_fault(preset: &str, label: &str, says: &str) {
+async fn preset_fault(preset: &str, label: &str, says: &str) -> Value {
     let client = client();
     let uri = tone_uri(&client).await;
     let failed = attack(
@@ -305,6 +305,7 @@ async fn preset_fault(preset: &str, label: &str, says: &str) {
         "{label}: the message says {says:?}: {failed:#}"
     );
     assert_still_works(&client).await;
+    failed
 }
 
 #[tokio::test]
@@ -327,9 +328,17 @@ async fn unbounded_recursion_in_plan_is_stopped() {
     .await;
 }
 
+/// The panic's message, which the preset writes to stderr before it traps, is in the job's log.
 #[tokio::test]
 async fn panic_in_plan_fails_the_job() {
-    preset_fault("hostile-panic", "preset: panic", "trapped").await;
+    let failed = preset_fault("hostile-panic", "preset: panic", "trapped").await;
+    let id = failed["id"].as_str().unwrap();
+    let logs = client().get_json(&format!("/v1/jobs/{id}/logs")).await;
+    assert!(
+        logs.to_string()
+            .contains("hostile-panic: giving up in round 1"),
+        "the panic message is in the job's log: {logs:#}"
+    );
 }
 
 #[tokio::test]

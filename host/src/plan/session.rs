@@ -504,6 +504,19 @@ mod tests {
         assert!(fake.logs.iter().any(|l| l.contains("planning")));
     }
 
+    /// What a preset wrote before it failed (a Python traceback on stderr, say) is in the job's
+    /// log beside the failure.
+    #[tokio::test]
+    async fn a_failing_call_keeps_what_the_preset_logged() {
+        let preset = Scripted::new(|_: &model::PlanRequest| {
+            Err(PresetFault::Trap("wasm `unreachable` instruction executed".into()))
+        });
+        let (result, fake) = run_with(&preset).await;
+        let error = result.expect_err("a trap fails the session");
+        assert_eq!(error.code, ErrorCode::PresetFailed);
+        assert!(fake.logs.iter().any(|l| l.contains("planning")), "{:?}", fake.logs);
+    }
+
     #[tokio::test]
     async fn a_round_may_analyse_what_its_own_steps_produce() {
         let preset = Scripted::new(|r: &model::PlanRequest| {
