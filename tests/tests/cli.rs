@@ -154,6 +154,36 @@ async fn a_user_runs_follows_and_inspects_jobs_from_the_command_line() {
     let replayed = ok(d.cli(&["job", "wait", &replay.to_string()]));
     assert!(replayed.contains("COMPLETED"), "{replayed}");
 
+    // On a terminal (a pseudo-terminal from util-linux's `script`), `wait` draws bars instead of
+    // lines: the job's bar full at 100 % and COMPLETED.
+    let on_terminal = std::process::Command::new("script")
+        .args(["--quiet", "--return", "--command"])
+        .arg(format!(
+            "{} job wait {replay} --url {} --admin-token {}",
+            mediahost_e2e::host::mediahost_binary().display(),
+            d.base_url(),
+            mediahost_e2e::deployment::ADMIN_TOKEN
+        ))
+        .arg("/dev/null")
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script(1) from util-linux");
+    let screen = text(&on_terminal.stdout);
+    assert_eq!(
+        on_terminal.status.code(),
+        Some(0),
+        "{}",
+        shown(&on_terminal)
+    );
+    assert!(
+        screen.contains(&format!("job [{}] 100% COMPLETED", "=".repeat(32))),
+        "no finished bar on a terminal: {screen:?}"
+    );
+    assert!(
+        !screen.contains("COMPLETED 100%"),
+        "plain lines on a terminal: {screen:?}"
+    );
+
     // A finished job cannot be cancelled: the host's code, and exit code 2.
     let out = d.cli(&["job", "cancel", &id.to_string()]);
     assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
