@@ -509,12 +509,18 @@ mod tests {
     #[tokio::test]
     async fn a_failing_call_keeps_what_the_preset_logged() {
         let preset = Scripted::new(|_: &model::PlanRequest| {
-            Err(PresetFault::Trap("wasm `unreachable` instruction executed".into()))
+            Err(PresetFault::Trap(
+                "wasm `unreachable` instruction executed".into(),
+            ))
         });
         let (result, fake) = run_with(&preset).await;
         let error = result.expect_err("a trap fails the session");
         assert_eq!(error.code, ErrorCode::PresetFailed);
-        assert!(fake.logs.iter().any(|l| l.contains("planning")), "{:?}", fake.logs);
+        assert!(
+            fake.logs.iter().any(|l| l.contains("planning")),
+            "{:?}",
+            fake.logs
+        );
     }
 
     #[tokio::test]
