@@ -154,6 +154,11 @@ impl Browser {
         self.element(&v)
     }
 
+    /// Clicks the first element matching a CSS selector.
+    pub async fn click(&self, css: &str) -> Result<(), String> {
+        self.find(css).await?.click().await
+    }
+
     /// Every element matching a CSS selector (none is not an error).
     pub async fn find_all(&self, css: &str) -> Result<Vec<Element<'_>>, String> {
         let v = self

@@ -223,13 +223,7 @@ async fn the_dashboard_logs_in_shows_the_queue_and_runs_a_job_from_its_form() {
     // A wrong token: the form again, saying so.
     let field = browser.find("#token").await.unwrap();
     field.send_keys("not-a-token").await.unwrap();
-    browser
-        .find("#login-submit")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#login-submit").await.unwrap();
     let refusal = match browser
         .wait_for("#login-error", Duration::from_secs(10))
         .await
@@ -247,13 +241,7 @@ async fn the_dashboard_logs_in_shows_the_queue_and_runs_a_job_from_its_form() {
     // The right token: the dashboard, with the queue panel and the seed job.
     let field = browser.find("#token").await.unwrap();
     field.send_keys(TOKEN).await.unwrap();
-    browser
-        .find("#login-submit")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#login-submit").await.unwrap();
     wait_until(
         &browser,
         "the queue panel",
@@ -333,13 +321,7 @@ async fn the_dashboard_logs_in_shows_the_queue_and_runs_a_job_from_its_form() {
     );
 
     // Presets: versions, the yank, and a form generated from the live version's schema.
-    browser
-        .find("#nav-presets")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#nav-presets").await.unwrap();
     let yanked = browser
         .wait_for(
             "[data-preset=\"audio-convert\"] tr.yanked[data-version=\"1.0.0\"]",
@@ -353,10 +335,7 @@ async fn the_dashboard_logs_in_shows_the_queue_and_runs_a_job_from_its_form() {
         .await
         .unwrap();
     browser
-        .find("[data-preset=\"audio-convert\"] tr[data-version=\"1.1.0\"] a.submit-link")
-        .await
-        .unwrap()
-        .click()
+        .click("[data-preset=\"audio-convert\"] tr[data-version=\"1.1.0\"] a.submit-link")
         .await
         .unwrap();
     browser
@@ -412,27 +391,15 @@ async fn the_dashboard_logs_in_shows_the_queue_and_runs_a_job_from_its_form() {
     )
     .await;
     browser
-        .find("#param-codec option[value=\"opus\"]")
-        .await
-        .unwrap()
-        .click()
+        .click("#param-codec option[value=\"opus\"]")
         .await
         .unwrap();
     bitrate.send_keys("96").await.unwrap();
     browser
-        .find("#priority option[value=\"high\"]")
-        .await
-        .unwrap()
-        .click()
+        .click("#priority option[value=\"high\"]")
         .await
         .unwrap();
-    browser
-        .find("#submit-job")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#submit-job").await.unwrap();
     let id = wait_until(
         &browser,
         "the submitted job's page",
@@ -487,13 +454,7 @@ async fn the_dashboard_logs_in_shows_the_queue_and_runs_a_job_from_its_form() {
     assert_eq!(job["inputs"]["main"], uri);
 
     // The job in the list, COMPLETED there too.
-    browser
-        .find("#nav-jobs")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#nav-jobs").await.unwrap();
     wait_until(
         &browser,
         "the job COMPLETED in the recent jobs",
@@ -587,13 +548,7 @@ async fn the_dashboard_logs_in_shows_the_queue_and_runs_a_job_from_its_form() {
     );
 
     // Logging out: the login form again.
-    browser
-        .find(".logout button")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(".logout button").await.unwrap();
     browser
         .wait_for("form#login", Duration::from_secs(10))
         .await
