@@ -687,6 +687,24 @@ pub fn failure_summary(stderr: &str) -> String {
     }
 }
 
+/// Runs Debian's ffmpeg in `dir` to make or read a test's fixtures, quietly and unjailed;
+/// returns its stdout, and panics with its stderr when it fails.
+#[cfg(test)]
+pub(crate) fn run_for_test(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("ffmpeg")
+        .current_dir(dir)
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -708,17 +708,7 @@ pub(crate) mod tests {
     }
 
     fn ffmpeg(dir: &Path, args: &[&str]) {
-        let out = Command::new("ffmpeg")
-            .current_dir(dir)
-            .args(["-v", "error", "-y"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::ffmpeg::run_for_test(dir, args);
     }
 
     #[test]
@@ -946,20 +936,7 @@ pub(crate) mod tests {
     fn a_converted_jpeg_keeps_its_colours_in_webp() {
         let dir = tempfile::tempdir().unwrap();
         let p3 = srgb_filter(&profile(KNOWN[1].1), false).unwrap().unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("ffmpeg")
-                .current_dir(dir.path())
-                .args(["-v", "error", "-y"])
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            out.stdout
-        };
+        let run = |args: &[&str]| crate::ffmpeg::run_for_test(dir.path(), args);
         let color = "color=c=0xDC3C28:s=64x64";
         run(&[
             "-f",

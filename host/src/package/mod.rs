@@ -299,17 +299,7 @@ mod tests {
     use super::*;
 
     fn ffmpeg(dir: &Path, args: &[&str]) {
-        let out = Command::new("ffmpeg")
-            .current_dir(dir)
-            .args(["-v", "error", "-y"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::ffmpeg::run_for_test(dir, args);
     }
 
     /// One rendition of 6 s in 2 s segments, written by ffmpeg's hls muxer into `dir/name`.
