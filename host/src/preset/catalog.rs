@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use mediahost_api::PresetOrigin;
 use redis::AsyncCommands;
 use semver::Version;
 use tokio::sync::watch;
 
 use super::compile::CompileCost;
-use super::registry::{self, Listing, Origin, Preset, PresetRecord, Registry};
+use super::registry::{self, Listing, Preset, PresetRecord, Registry};
 use super::runtime::{CompiledFrom, Runtime};
 use crate::error::{ApiError, ErrorCode};
 use crate::job::now_rfc3339;
@@ -354,7 +355,7 @@ impl Catalog {
         if let Some(existing) = existing {
             return Err(exists(&preset, &existing));
         }
-        let record = record_of(&preset, bytes.len(), Origin::Uploaded);
+        let record = record_of(&preset, bytes.len(), PresetOrigin::Uploaded);
         match self.index(&record, bytes).await? {
             Indexed::Created => {}
             Indexed::Exists(existing) => return Err(exists(&preset, &existing)),
@@ -499,7 +500,7 @@ impl Catalog {
                     return;
                 }
             };
-            let record = record_of(&preset, bytes.len(), Origin::Bundled);
+            let record = record_of(&preset, bytes.len(), PresetOrigin::Bundled);
             let record = match self.index(&record, bytes).await {
                 Err(e) => {
                     // Storage or Redis is down at start: run the bundled preset here anyway;
@@ -916,7 +917,7 @@ fn parse_record(json: &str) -> Result<PresetRecord, String> {
 }
 
 /// The record a version is published with, now.
-fn record_of(preset: &Preset, size_bytes: usize, origin: Origin) -> PresetRecord {
+fn record_of(preset: &Preset, size_bytes: usize, origin: PresetOrigin) -> PresetRecord {
     PresetRecord {
         name: preset.name.clone(),
         version: preset.version.clone(),
@@ -1122,7 +1123,7 @@ mod tests {
     async fn index_elsewhere(f: &Fixture, bytes: &Bytes) -> PresetRecord {
         let (preset, _) = f.catalog.load(bytes.clone()).await.unwrap();
         // Forget it: this process has not loaded it.
-        let record = record_of(&preset, bytes.len(), Origin::Uploaded);
+        let record = record_of(&preset, bytes.len(), PresetOrigin::Uploaded);
         f.storage
             .put_bytes(
                 &blob_key(&record.sha256),

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+use mediahost_api::PresetOrigin;
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -28,9 +29,6 @@ pub struct Preset {
     pub compiled: CompiledPreset,
 }
 
-/// How a version came to be published (the wire contract's name for it).
-pub use mediahost_api::PresetOrigin as Origin;
-
 /// The published facts of one version, as the catalog stores them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresetRecord {
@@ -41,7 +39,7 @@ pub struct PresetRecord {
     /// `mediahost:preset@<version>` the component was built for.
     pub interface: String,
     pub published_at: String,
-    pub origin: Origin,
+    pub origin: PresetOrigin,
 }
 
 /// A loaded version with its published record and whether it is yanked.
